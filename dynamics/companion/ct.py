@@ -1,0 +1,91 @@
+"""Conditional transport with a fixed-temperature navigator (Zheng & Zhou, NeurIPS 2021).
+
+Data x_1..x_M, generated particles y_1..y_N, cost C_ij = ‖x_i − y_j‖², navigator d = β C:
+
+    π→_ij = softmax_j(−β C_ij)   each data point spreads unit mass over the particles
+    π←_ij = softmax_i(−β C_ij)   each particle spreads unit mass over the data
+    forward  = (1/M) Σ_ij C_ij π→_ij   mode covering: every data point needs a particle near it
+    backward = (1/N) Σ_ij C_ij π←_ij   mode seeking: every particle needs data near it
+    loss     = ρ · forward + (1 − ρ) · backward
+
+ρ is the covering/seeking dial (code default 0.5). The plans depend on y, so the particle
+gradient carries a β-term (Danskin does not apply; see ct_particle_grad).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from . import check_real
+
+
+def _params(beta: float, rho: float) -> tuple[float, float]:
+    beta = check_real("loss.beta", beta, 0.0, lo_open=True)
+    return beta, check_real("loss.rho", rho, 0.0, 1.0)
+
+
+def _plans(x: torch.Tensor, y: torch.Tensor, beta: float):
+    if x.shape[-1] <= 8:  # exact differences; the (B, M, N, d) temporary is small
+        cost = ((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1)  # (B, M, N)
+    else:  # |x|² + |y|² − 2 x·y: no (B, M, N, d) temporary, smooth at x = y unlike cdist
+        cost = ((x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :]
+                - 2 * x @ y.mT).clamp_min(0)
+    logits = -beta * cost
+    return cost, logits.softmax(dim=-1), logits.softmax(dim=-2)
+
+
+def ct_costs(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float
+             ) -> dict[str, torch.Tensor]:
+    """Mini-batch CT costs. x: (B, M, d) data, y: (B, N, d) particles (or unbatched).
+
+    Returns dict(forward, backward, loss), each (B,) (or scalar), differentiable in x and y.
+    """
+    beta, rho = _params(beta, rho)
+    cost, fwd, bwd = _plans(x, y, beta)
+    forward = (cost * fwd).sum((-1, -2)) / x.shape[-2]
+    backward = (cost * bwd).sum((-1, -2)) / y.shape[-2]
+    return dict(forward=forward, backward=backward, loss=rho * forward + (1 - rho) * backward)
+
+
+def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float) -> torch.Tensor:
+    """Analytic ∂loss/∂y_j of ct_costs. x: (B, M, d), y: (B, N, d) -> (B, N, d).
+
+    ∂L/∂C_ij = (ρ/M) π→_ij [1 − β(C_ij − f_i)] + ((1−ρ)/N) π←_ij [1 − β(C_ij − g_j)],
+    f_i = Σ_j C_ij π→_ij, g_j = Σ_i C_ij π←_ij; ∂C_ij/∂y_j = 2 (y_j − x_i).
+    """
+    beta, rho = _params(beta, rho)
+    cost, fwd, bwd = _plans(x, y, beta)
+    m, n = x.shape[-2], y.shape[-2]
+    f = (cost * fwd).sum(-1, keepdim=True)  # (B, M, 1)
+    g = (cost * bwd).sum(-2, keepdim=True)  # (B, 1, N)
+    dc = (rho / m) * fwd * (1 - beta * (cost - f)) \
+        + ((1 - rho) / n) * bwd * (1 - beta * (cost - g))  # (B, M, N)
+    # Σ_i dc_ij 2 (y_j − x_i)
+    return 2 * (dc.sum(-2)[..., None] * y - dc.mT @ x)
+
+
+def ct_particle_flow(y: torch.Tensor, data_fn: Callable[[], torch.Tensor], steps: int, *,
+                     beta: float = 4.0, rho: float = 0.5, step_size: float = 0.05,
+                     max_step: float = 0.05) -> torch.Tensor:
+    """Free particles descending the CT loss against fresh data batches (no networks).
+
+    Each step y_j ← y_j − clip(step_size · N · ∂L/∂y_j, max_step): the N undoes the 1/N of the
+    mean so step_size is per particle; the norm clip keeps far particles from overshooting.
+    y: (B, N, d); data_fn() -> (B, M, d) fresh data (it owns its generator). Returns y.
+    """
+    for _ in range(steps):
+        v = step_size * y.shape[-2] * ct_particle_grad(data_fn(), y, beta, rho)
+        norm = v.norm(dim=-1, keepdim=True)
+        y = y - v * (max_step / norm.clamp_min(max_step))
+    return y
+
+
+def mode_coverage(y: torch.Tensor, centers: torch.Tensor, radius: float = 0.1
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Modes covered (≥ 1 particle within `radius`) and quality (fraction of particles within
+    `radius` of some mode). y: (B, N, d), centers: (K, d) -> (B,) int64, (B,) float."""
+    dist = torch.cdist(y, torch.as_tensor(centers).to(y).expand(*y.shape[:-2], -1, -1))
+    near = dist < radius  # (B, N, K)
+    return near.any(-2).sum(-1), near.any(-1).to(y.dtype).mean(-1)

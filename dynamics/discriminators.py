@@ -1,0 +1,228 @@
+"""Discriminators: parameters as plain `(B, ...)` tensors, maths as functions.
+
+A registry entry is a factory ``make(cfg) -> Discriminator``. A Discriminator gives
+  * ``init(gens, d, dtype, device) -> params``      member b drawn from gens[b]
+  * ``value(params, x) -> D (B, n)``                  differentiable (autograd path)
+  * ``value_and_grad(params, x) -> (D (B, n), ∇_x D (B, n, d))``
+  * ``ascent(params, batch, hyper, loss, reg) -> (grads, J)``  ∂J/∂params of the objective in
+    `dynamics.losses` (data term minus penalty; weight decay is the optimiser's), and J (B,).
+
+One-hidden-layer MLPs and the linear critic have closed-form gradients (checked against
+autograd in float64 by the tests); deeper MLPs use autograd with a double backward.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import torch
+
+from . import rng
+from .activations import ACTIVATIONS
+from .losses import Loss, Regulariser
+from .registry import Registry
+
+Tensor = torch.Tensor
+Params = dict[str, Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """real: `(B, M, d)`; fake: `(B, N, d)`; mix: `(B, N, d)` interpolates for wgan_gp, or None."""
+    real: Tensor
+    fake: Tensor
+    mix: Tensor | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Discriminator:
+    init: Callable[..., Params]
+    value: Callable[[Params, Tensor], Tensor]
+    value_and_grad: Callable[[Params, Tensor], tuple[Tensor, Tensor]]
+    ascent: Callable[..., tuple[Params, Tensor]]
+
+
+DISCRIMINATORS: Registry[Callable[[dict], Discriminator]] = Registry("disc.kind")
+
+
+# ---------------------------------------------------------------- shared pieces
+def _points_and_weights(batch: Batch, loss: Loss, reg: Regulariser, D_real: Tensor, D_fake: Tensor):
+    """Per-point data weights w = ∂J_data/∂D and penalty masses ρ on the points
+    Z = [real, fake, (mix)] (see `_points`). Returns w `(B, n)`, rho `(B, n)`.
+    """
+    M, N = batch.real.shape[1], batch.fake.shape[1]
+    w = torch.cat([loss.dj_real(D_real) / M, loss.dj_fake(D_fake) / N], 1)
+    ref = D_real.new_zeros(())
+    rho_real = {"all": 1.0 / (M + N), "real": 1.0 / M}.get(reg.where, 0.0)
+    rho_fake = {"all": 1.0 / (M + N), "fake": 1.0 / N}.get(reg.where, 0.0)
+    rho = torch.cat([(ref + rho_real).expand_as(D_real), (ref + rho_fake).expand_as(D_fake)], 1)
+    if reg.where == "mix":
+        n = batch.mix.shape[1]
+        w = torch.cat([w, w.new_zeros(w.shape[0], n)], 1)
+        rho = torch.cat([rho, rho.new_full((rho.shape[0], n), 1.0 / n)], 1)
+    return w, rho
+
+
+def _points(batch: Batch, reg: Regulariser) -> Tensor:
+    """(B, n, d) all points the objective touches: real, fake and, for wgan_gp, interpolates."""
+    return torch.cat([batch.real, batch.fake] + ([batch.mix] if reg.where == "mix" else []), 1)
+
+
+def data_objective(loss: Loss, D_real: Tensor, D_fake: Tensor) -> Tensor:
+    """(B,) mean_real j_r + mean_fake j_f."""
+    return loss.j_real(D_real).mean(1) + loss.j_fake(D_fake).mean(1)
+
+
+def autograd_ascent(value, params: Params, batch: Batch, hyper, loss: Loss, reg: Regulariser):
+    """∂J/∂params by autograd (double backward for the penalty). Any `value` works."""
+    gamma = hyper["reg.strength"]
+    with torch.enable_grad():
+        p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        J = data_objective(loss, value(p, batch.real), value(p, batch.fake))
+        if reg.where != "none":
+            pts = {"all": torch.cat([batch.real, batch.fake], 1), "real": batch.real,
+                   "fake": batch.fake, "mix": batch.mix}[reg.where].detach().requires_grad_(True)
+            g = torch.autograd.grad(value(p, pts).sum(), pts, create_graph=True)[0]
+            J = J - gamma * reg.r((g * g).sum(-1)).mean(1)
+        grads = torch.autograd.grad(J.sum(), list(p.values()))
+    return dict(zip(p, (g.detach() for g in grads))), J.detach()
+
+
+def autograd_value_and_grad(value, params: Params, x: Tensor):
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        D = value(params, x)
+        g = torch.autograd.grad(D.sum(), x)[0]
+    return D.detach(), g
+
+
+# ---------------------------------------------------------------- MLP
+def _mlp_value(act, depth: int):
+    def value(p: Params, x: Tensor) -> Tensor:
+        h = x
+        for l in range(depth):
+            h = act(torch.baddbmm(p[f"b{l}"].unsqueeze(1), h, p[f"W{l}"].transpose(1, 2)))
+        return torch.bmm(h, p["a"].unsqueeze(2)).squeeze(2) + p["c"].unsqueeze(1)
+    return value
+
+
+def _mlp_init(width: int, depth: int):
+    def init(gens, d, dtype, device) -> Params:
+        """W0 ~ N(0, 1/d), b0 ~ N(0, 1), deeper W ~ N(0, 1/H), b = 0, a ~ N(0, 1/H), c = 0."""
+        p = {}
+        fan_in = d
+        for l in range(depth):
+            p[f"W{l}"] = rng.stacked_normal(gens, (width, fan_in), dtype, device) / math.sqrt(fan_in)
+            p[f"b{l}"] = (rng.stacked_normal(gens, (width,), dtype, device) if l == 0
+                          else torch.zeros(len(gens), width, dtype=dtype, device=device))
+            fan_in = width
+        p["a"] = rng.stacked_normal(gens, (width,), dtype, device) / math.sqrt(width)
+        p["c"] = torch.zeros(len(gens), dtype=dtype, device=device)
+        return p
+    return init
+
+
+# Layout note: on the CPU a batched matmul whose *small* operand (d or 1 columns) sits on
+# the left is several times faster than with it on the right, so results with d columns are
+# formed transposed, e.g. ∇Dᵀ = (a ⊙ W)ᵀ σ'(u)ᵀ.
+def _aW_t(p: Params) -> Tensor:
+    """(B, d, H) (a ⊙ W)ᵀ, contiguous."""
+    return (p["a"].unsqueeze(2) * p["W0"]).transpose(1, 2).contiguous()
+
+
+def _mlp1_value_and_grad(derivs):
+    def value_and_grad(p: Params, x: Tensor):
+        s, s1, _ = derivs(torch.baddbmm(p["b0"].unsqueeze(1), x, p["W0"].transpose(1, 2)))   # (B, n, H)
+        D = torch.bmm(p["a"].unsqueeze(1), s.transpose(1, 2)).squeeze(1) + p["c"].unsqueeze(1)
+        return D, torch.bmm(_aW_t(p), s1.transpose(1, 2)).transpose(1, 2)                     # ∇D = Wᵀ(a ⊙ σ')
+    return value_and_grad
+
+
+def _mlp1_ascent(derivs, curved: bool):
+    def ascent(p: Params, batch: Batch, hyper, loss: Loss, reg: Regulariser):
+        """Closed form for D(x) = aᵀσ(Wx + b) + c with g = ∇_x D = Wᵀ(a ⊙ σ'(u)), q = ‖g‖².
+
+        Per point z: data weight w = ∂J_data/∂D, penalty weight v = γ ρ r'(q). With
+        ∂q/∂a_k = 2σ'_k (W_k·g), ∂q/∂W_k = 2a_kσ'_k g + 2a_kσ''_k (W_k·g) z, ∂q/∂b_k = 2a_kσ''_k (W_k·g):
+            P = σ'ᵀ(v g), Q = σ'ᵀ(w z), T = v σ'' ⊙ (g Wᵀ)                  (T only if σ'' ≠ 0)
+            ∂J/∂a = σᵀw − 2 Σ_j W ⊙ P,   ∂J/∂W = a ⊙ (Q − 2P) − 2 a ⊙ Tᵀz,
+            ∂J/∂b = a ⊙ (σ'ᵀw) − 2 a ⊙ Tᵀ1,   ∂J/∂c = Σ w.
+        """
+        W, a, gamma = p["W0"], p["a"], hyper["reg.strength"]
+        M, N = batch.real.shape[1], batch.fake.shape[1]
+        d = W.shape[2]
+        Z = _points(batch, reg)                                                            # (B, n, d)
+        s, s1, s2 = derivs(torch.baddbmm(p["b0"].unsqueeze(1), Z, W.transpose(1, 2)))   # (B, n, H)
+        D = torch.bmm(a.unsqueeze(1), s.transpose(1, 2)).squeeze(1) + p["c"].unsqueeze(1)  # (B, n)
+        D_real, D_fake = D[:, :M], D[:, M:M + N]
+        w, rho = _points_and_weights(batch, loss, reg, D_real, D_fake)
+        J = data_objective(loss, D_real, D_fake)
+        cols = [w.unsqueeze(2) * Z, w.unsqueeze(2)]                                        # right-hand sides of σ'ᵀ(·)
+        penal = reg.where != "none"
+        if penal:
+            g = torch.bmm(_aW_t(p), s1.transpose(1, 2)).transpose(1, 2)                   # (B, n, d)
+            q = (g * g).sum(-1)
+            J = J - gamma * (rho * reg.r(q)).sum(1)
+            v = gamma.unsqueeze(1) * rho * reg.dr(q)                                       # (B, n)
+            cols.append(v.unsqueeze(2) * g)
+        R = torch.bmm(torch.cat(cols, 2).transpose(1, 2).contiguous(), s1)                 # (B, 2d+1, H)
+        Q, sw = R[:, :d], R[:, d]
+        da = torch.bmm(w.unsqueeze(1), s).squeeze(1)
+        dW_t, db = Q, a * sw                                                               # dW_t: (B, d, H) / a
+        if penal:
+            P = R[:, d + 1:]
+            da = da - 2 * (W * P.transpose(1, 2)).sum(-1)
+            dW_t = Q - 2 * P
+            if curved:
+                T = (v.unsqueeze(2) * s2) * torch.bmm(g, W.transpose(1, 2))               # (B, n, H)
+                Zt1 = torch.cat([Z, torch.ones_like(Z[..., :1])], 2).transpose(1, 2).contiguous()
+                U = torch.bmm(Zt1, T)                                                      # (B, d+1, H)
+                dW_t = dW_t - 2 * U[:, :d]
+                db = db - 2 * a * U[:, d]
+        return {"W0": a.unsqueeze(2) * dW_t.transpose(1, 2), "b0": db, "a": da, "c": w.sum(1)}, J
+    return ascent
+
+
+@DISCRIMINATORS.register("mlp")
+def mlp(cfg) -> Discriminator:
+    act = ACTIVATIONS[cfg["disc.activation"]]
+    depth, width = cfg["disc.depth"], cfg["disc.width"]
+    value = _mlp_value(act.f, depth)
+    if depth == 1:
+        return Discriminator(_mlp_init(width, 1), value, _mlp1_value_and_grad(act.derivs),
+                             _mlp1_ascent(act.derivs, act.curved))
+    return Discriminator(_mlp_init(width, depth), value,
+                         lambda p, x: autograd_value_and_grad(value, p, x),
+                         lambda p, batch, hyper, loss, reg: autograd_ascent(value, p, batch, hyper, loss, reg))
+
+
+# ---------------------------------------------------------------- linear critic
+def _linear_value(p: Params, x: Tensor) -> Tensor:
+    return torch.bmm(x, p["psi"].unsqueeze(2)).squeeze(2) + p["c"].unsqueeze(1)
+
+
+def _linear_ascent(p: Params, batch: Batch, hyper, loss: Loss, reg: Regulariser):
+    """D(x) = ψ·x + c: ∇D = ψ everywhere, so q = ‖ψ‖² at every penalty point."""
+    psi = p["psi"]
+    D_real, D_fake = _linear_value(p, batch.real), _linear_value(p, batch.fake)
+    w, rho = _points_and_weights(batch, loss, reg, D_real, D_fake)
+    J = data_objective(loss, D_real, D_fake)
+    dpsi = torch.bmm(w.unsqueeze(1), _points(batch, reg)).squeeze(1)
+    if reg.where != "none":
+        q = (psi * psi).sum(-1, keepdim=True).expand_as(rho)
+        gamma = hyper["reg.strength"]
+        J = J - gamma * (rho * reg.r(q)).sum(1)
+        dpsi = dpsi - 2 * (gamma * (rho * reg.dr(q)).sum(1)).unsqueeze(1) * psi
+    return {"psi": dpsi, "c": w.sum(1)}, J
+
+
+@DISCRIMINATORS.register("linear")
+def linear(cfg) -> Discriminator:
+    """The linear critic D(x) = ψ·x + c, ψ = 0 at start: the damped-oscillator model."""
+    def init(gens, d, dtype, device):
+        B = len(gens)
+        return {"psi": torch.zeros(B, d, dtype=dtype, device=device), "c": torch.zeros(B, dtype=dtype, device=device)}
+    return Discriminator(init, _linear_value,
+                         lambda p, x: (_linear_value(p, x), p["psi"].unsqueeze(1).expand_as(x)),
+                         _linear_ascent)

@@ -1,0 +1,205 @@
+"""The effective GAN dynamics: ``build(cfg) -> Simulation`` with pure ``init`` and ``step``.
+
+One step (alternating, the default):
+  1. ``disc.steps`` times: draw a fresh real batch y `(B, M, d)`, ascend the discriminator
+     objective J (loss, penalty, weight decay; `dynamics.losses`) by sgd or adam;
+  2. forces at the particles with the updated critic, F_j = gen_weight(D(x_j)) ∇_x D(x_j);
+  3. particles move through the generator kernel: x_i += (η_G/N) Σ_j Θ_ij F_j.
+``update = simultaneous`` takes the forces from the critic before its update instead.
+
+State is a frozen dataclass of `(B, ...)` tensors; member b of a batch follows exactly the
+trajectory of the same config run alone (per-member seeds, counter-based streams). A member
+whose particles or critic become non-finite or run away is frozen at its last good state and
+its step recorded in ``diverged_step``; the others go on. Nothing raises out of a step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import torch
+
+from . import rng
+from .discriminators import DISCRIMINATORS, Batch, Discriminator
+from .kernels import KERNELS, Kernel
+from .knobs import ConfigError, hyper_keys, resolve
+from .losses import LOSSES, REGULARISERS
+from .targets import Target, build_target
+
+Tensor = torch.Tensor
+STREAM_MIX = 21
+ADAM_BETAS = (0.5, 0.999)          # the usual GAN choice
+RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """x `(B, N, d)` particles; disc/opt/kernel: dicts of `(B, ...)` tensors; hyper: dict of
+    `(B,)` live knobs; key, diverged_step `(B,)` int64 (−1: not diverged); alive `(B,)` bool;
+    loss_d, loss_g `(B,)` from the last step; t: steps taken (shared by the batch: it is the
+    counter of the random streams)."""
+    x: Tensor
+    disc: dict
+    opt: dict
+    kernel: dict
+    hyper: dict
+    key: Tensor
+    t: int
+    alive: Tensor
+    diverged_step: Tensor
+    loss_d: Tensor
+    loss_g: Tensor
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[0]
+
+    def replace(self, **kw) -> "State":
+        return dataclasses.replace(self, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Simulation:
+    cfg: dict
+    target: Target
+    disc: Discriminator
+    kernel: Kernel
+    init: Callable[..., State]
+    step: Callable[[State], State]
+    set_hyper: Callable[[State, dict], State]
+    device: torch.device
+    dtype: torch.dtype
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda is not available on this machine; allowed auto, cpu")
+    return torch.device(name)
+
+
+def _tree_where(keep: Tensor, new, old):
+    """Per member, new where keep else old, through nested dicts of (B, ...) tensors."""
+    if isinstance(new, dict):
+        return {k: _tree_where(keep, new[k], old[k]) for k in new}
+    return torch.where(keep.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+
+def _optimizer(kind: str):
+    def sgd(p, grads, opt, lr, wd):
+        return {k: p[k] + lr.view(-1, *([1] * (p[k].dim() - 1))) * (grads[k] - _b(wd, p[k]) * p[k]) for k in p}, opt
+
+    def adam(p, grads, opt, lr, wd):
+        b1, b2 = ADAM_BETAS
+        t = opt["t"] + 1
+        new_p, m, v = {}, {}, {}
+        for k in p:
+            g = grads[k] - _b(wd, p[k]) * p[k]
+            m[k] = b1 * opt["m"][k] + (1 - b1) * g
+            v[k] = b2 * opt["v"][k] + (1 - b2) * g * g
+            mh = m[k] / _b(1 - b1 ** t, g)
+            vh = v[k] / _b(1 - b2 ** t, g)
+            new_p[k] = p[k] + _b(lr, g) * mh / (vh.sqrt() + 1e-8)
+        return new_p, {"t": t, "m": m, "v": v}
+    return {"sgd": sgd, "adam": adam}[kind]
+
+
+def _b(t: Tensor, like: Tensor) -> Tensor:
+    """(B,) -> broadcastable against (B, ...)."""
+    return t.view(-1, *([1] * (like.dim() - 1)))
+
+
+def build(cfg: dict[str, Any]) -> Simulation:
+    """Set up once for a (resolved) config; members of a batch may differ in seed and hyper knobs."""
+    cfg = resolve(cfg)
+    device = resolve_device(cfg["device"])
+    dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
+    target = build_target(cfg, device, dtype)
+    disc = DISCRIMINATORS[cfg["disc.kind"]](cfg)
+    kernel = KERNELS[cfg["kernel.kind"]](cfg)
+    loss, reg = LOSSES[cfg["loss"]], REGULARISERS[cfg["reg.kind"]]
+    optimize = _optimizer(cfg["disc.optimizer"])
+    N, d = cfg["particles"], target.dim
+    M = cfg["real"] or N
+    n_disc, simultaneous = cfg["disc.steps"], cfg["update"] == "simultaneous"
+    hkeys = hyper_keys()
+    limit = RUNAWAY * (1.0 + float(target.centers.abs().max()))
+    check_host = device.type == "cpu"      # a host check is free on the CPU; on a GPU, never sync
+    mix_index = torch.arange(N, device=device) % M
+
+    def hyper_tensor(members: Sequence[dict], key: str) -> Tensor:
+        return torch.tensor([m.get(key, cfg[key]) for m in members], dtype=dtype, device=device)
+
+    def init(members: Sequence[dict] | None = None) -> State:
+        """members: per-member overrides of 'seed' and hyper knobs (default: one member = cfg)."""
+        members = [{}] if members is None else [dict(m) for m in members]
+        for m in members:
+            for k, v in m.items():
+                if k != "seed" and k not in hkeys:
+                    raise ConfigError(f"{k}: cannot differ within a batch; allowed per-member keys: seed, "
+                                      + ", ".join(hkeys))
+            resolve(cfg, m)                                  # checks each override's range
+        seeds = [m.get("seed", cfg["seed"]) for m in members]
+        B = len(members)
+        gens = rng.generators(seeds)
+        hyper = {k: hyper_tensor(members, k) for k in hkeys}
+        x0 = cfg["init.std"] * rng.stacked_normal(gens, (N, d), dtype, device)
+        x0[..., 0] += cfg["init.shift"]
+        params = disc.init(gens, d, dtype, device)
+        x, kstate = kernel.init(x0, gens, hyper)
+        opt = {} if cfg["disc.optimizer"] == "sgd" else {
+            "t": torch.zeros(B, dtype=dtype, device=device),
+            "m": {k: torch.zeros_like(v) for k, v in params.items()},
+            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
+        z = torch.zeros(B, dtype=dtype, device=device)
+        return State(x=x, disc=params, opt=opt, kernel=kstate, hyper=hyper,
+                     key=rng.member_keys(seeds, device), t=0,
+                     alive=torch.ones(B, dtype=torch.bool, device=device),
+                     diverged_step=torch.full((B,), -1, dtype=torch.int64, device=device), loss_d=z, loss_g=z)
+
+    def forces(params, x):
+        D, g = disc.value_and_grad(params, x)
+        return D, loss.gen_weight(D).unsqueeze(-1) * g
+
+    def step(s: State) -> State:
+        h, x, p, opt = s.hyper, s.x, s.disc, s.opt
+        J = None
+        D_x = F = None
+        for sub in range(n_disc):
+            counter = s.t * n_disc + sub
+            real = target.sample(s.key, counter, M)                               # (B, M, d)
+            mix = None
+            if reg.where == "mix":
+                eps = rng.uniform(s.key, counter, STREAM_MIX, (N, 1), dtype)
+                mix = eps * real[:, mix_index] + (1 - eps) * x
+            if simultaneous and sub == 0:
+                D_x, F = forces(p, x)
+            grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
+            p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
+        if not simultaneous:
+            D_x, F = forces(p, x)
+        x_new, kstate = kernel.move(s.kernel, x, F, h["lr.gen"] / N, h)
+        new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss.h(D_x).mean(1))
+        # NaN fails the comparison; J is non-finite when any critic parameter is
+        ok = (x_new.abs().amax((1, 2)) < limit) & torch.isfinite(J)
+        if check_host and bool((ok & s.alive).all()):
+            return new
+        keep = s.alive & ok
+        newly = s.alive & ~ok
+        frozen = _tree_where(keep, {"x": x_new, "disc": p, "opt": opt, "kernel": kstate,
+                                    "loss_d": new.loss_d, "loss_g": new.loss_g},
+                             {"x": s.x, "disc": s.disc, "opt": s.opt, "kernel": s.kernel,
+                              "loss_d": s.loss_d, "loss_g": s.loss_g})
+        return new.replace(**frozen, alive=keep, diverged_step=torch.where(newly, s.t + 1, s.diverged_step))
+
+    def set_hyper(s: State, changes: dict) -> State:
+        """Change live knobs for every member (values checked), keeping particles and critic."""
+        changes = {k: resolve(cfg, {k: v})[k] for k, v in changes.items()}
+        bad = [k for k in changes if k not in hkeys]
+        if bad:
+            raise ConfigError(f"{bad[0]}: not a live knob; allowed {', '.join(hkeys)}")
+        hyper = {**s.hyper, **{k: torch.full_like(s.hyper[k], float(v)) for k, v in changes.items()}}
+        return s.replace(hyper=hyper, kernel=kernel.retune(s.kernel, hyper))
+
+    return Simulation(cfg, target, disc, kernel, init, step, set_hyper, device, dtype)

@@ -1,0 +1,233 @@
+"""Every knob of a simulation, declared once: type, default, bounds or choices, doc.
+
+The CLI (`--set key=value`), the app (widgets, URL) and sweeps (axes) all read this table,
+so a bound or a doc string changes in one place. A config is a flat dict keyed by the
+dotted names below; `resolve` fills defaults and validates, raising `ConfigError` with a
+one-line message that names the key and what is allowed.
+
+Roles:
+  * ``hyper``  scalar per batch member, held as a ``(B,)`` tensor in the state: it can differ
+    between members of one batch (sweeps) and can change while a run goes on (the app).
+  * ``struct`` fixes shapes or the computation: shared by a batch; changing it rebuilds.
+  * ``run``    how long / how often to record; not part of the physics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+
+class ConfigError(ValueError):
+    """Bad user input: the message is one line naming the key and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    name: str
+    kind: type                      # int, float, str, bool
+    default: Any
+    doc: str
+    bounds: tuple[float | None, float | None] | None = None
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    role: str = "struct"            # hyper | struct | run
+    log: bool = False               # log-scaled slider / sweep axis
+    advanced: bool = False          # hidden in teach mode
+    label: str = ""
+
+    def allowed(self) -> list[str] | None:
+        if self.choices is None:
+            return None
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+    def describe(self) -> str:
+        """The 'allowed' half of an error message."""
+        ch = self.allowed()
+        if ch is not None:
+            return "one of " + ", ".join(ch)
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            word = "integers" if self.kind is int else "numbers"
+            if lo is not None and hi is not None:
+                return f"{word} in [{_fmt(lo)}, {_fmt(hi)}]"
+            if lo is not None:
+                return f"{word} >= {_fmt(lo)}"
+            return f"{word} <= {_fmt(hi)}"
+        return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[self.kind]
+
+    def coerce(self, value: Any) -> Any:
+        """Parse and check one value (strings from the command line or a URL included)."""
+        v = _parse(self, value)
+        ch = self.allowed()
+        if ch is not None and v not in ch:
+            raise ConfigError(f"{self.name}: {value} is not allowed; allowed {self.describe()}")
+        if self.bounds is not None and self.kind in (int, float):
+            lo, hi = self.bounds
+            if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+                raise ConfigError(f"{self.name}: {value} is out of range; allowed {self.describe()}")
+        return v
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _parse(knob: Knob, value: Any) -> Any:
+    k = knob.kind
+    try:
+        if k is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if k is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                return int(value)
+            return int(str(value).strip())
+        if k is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if k is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{knob.name}: {value!r} is not {_article(knob)}; allowed {knob.describe()}")
+
+
+def _article(knob: Knob) -> str:
+    return {int: "an integer", float: "a number", bool: "a boolean", str: "a string"}[knob.kind]
+
+
+# Choices live in the registries of the modules that implement them; look them up lazily
+# so this table has no import cycle with them.
+def _reg(module: str, attr: str) -> Callable[[], list[str]]:
+    def get():
+        import importlib
+        return importlib.import_module(f"dynamics.{module}").__dict__[attr].names()
+    return get
+
+
+K = Knob
+KNOBS: dict[str, Knob] = {k.name: k for k in [
+    # particles and data
+    K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000), label="particles N"),
+    K("real", int, 0, "M, real samples drawn fresh every step (0: as many as particles)", (0, 10_000_000),
+      advanced=True),
+    K("target.kind", str, "ring", "target distribution", choices=_reg("targets", "TARGETS")),
+    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000)),
+    K("target.radius", float, 2.0, "ring radius / grid half-width / distance of point and two-mode targets",
+      (1e-6, 1e6)),
+    K("target.std", float, 0.05, "standard deviation of each Gaussian mode", (0.0, 1e6)),
+    K("target.dim", int, 2, "data dimension d for geometric targets (extra axes carry mode-free noise)",
+      (1, 100_000), advanced=True),
+    K("target.file", str, "", "CSV or .npy file of target points (target.kind = file), one point per row",
+      advanced=True),
+    K("init.std", float, 0.1, "standard deviation of the initial particle cloud", (0.0, 1e6), advanced=True),
+    K("init.shift", float, 0.0, "offset of the initial cloud along the first axis", (-1e6, 1e6), advanced=True),
+    # generator kernel
+    K("kernel.kind", str, "two_number", "generator kernel Θ coupling the particles",
+      choices=_reg("kernels", "KERNELS")),
+    K("kernel.g1", float, 1.0, "Θ_ii, the self coupling (overall scale of the particle step)", (1e-6, 1e6),
+      role="hyper", log=True, advanced=True),
+    K("kernel.ratio", float, 0.0, "r = g2/g1, the cross coupling of two_number (1: rigid cloud)", (0.0, 1.0),
+      role="hyper", label="coupling r = g2/g1"),
+    K("kernel.width", float, 0.5, "length-scale of the rbf kernel over latent codes (wider: stronger coupling)",
+      (1e-6, 1e6), role="hyper", log=True),
+    K("kernel.latent_dim", int, 16, "d_z, dimension of the latent codes (rbf, relu_ntk, network)", (1, 100_000)),
+    K("kernel.depth", int, 1, "hidden layers L of the ReLU generator (relu_ntk, network)", (1, 20)),
+    K("kernel.bias", float, 0.0, "bias variance σ_b² of the ReLU generator (relu_ntk, network)", (0.0, 100.0),
+      advanced=True),
+    K("kernel.net_width", int, 512, "hidden width of the finite generator network (network)", (1, 100_000),
+      advanced=True),
+    # discriminator
+    K("disc.kind", str, "mlp", "discriminator family", choices=_reg("discriminators", "DISCRIMINATORS")),
+    K("disc.activation", str, "relu", "activation of the discriminator MLP (its 'type')",
+      choices=_reg("activations", "ACTIVATIONS")),
+    K("disc.width", int, 128, "hidden units H per layer", (1, 100_000)),
+    K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3)),
+    K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000)),
+    K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=("sgd", "adam"),
+      advanced=True),
+    K("disc.weight_decay", float, 0.0, "weight decay wd: the objective gets −(wd/2)‖φ‖²", (0.0, 100.0),
+      role="hyper", advanced=True),
+    K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES")),
+    K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("losses", "REGULARISERS")),
+    K("reg.strength", float, 0.2, "γ: the objective gets −(γ/2)·E‖∇D‖² (wgan_gp: −γ·E(‖∇D‖−1)²)",
+      (0.0, 1e4), role="hyper", log=True, label="regulariser γ"),
+    K("lr.disc", float, 0.01, "η_D, discriminator learning rate", (0.0, 100.0), role="hyper", log=True),
+    K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j", (0.0, 1e4),
+      role="hyper", log=True),
+    K("update", str, "alternating", "alternating (discriminator first) or simultaneous updates",
+      choices=("alternating", "simultaneous"), advanced=True),
+    K("seed", int, 1, "random seed of the run", (0, 2**31 - 1)),
+    K("dtype", str, "float32", "floating-point precision", choices=("float32", "float64"), advanced=True),
+    K("device", str, "auto", "where to run", choices=("auto", "cpu", "cuda"), advanced=True),
+    # run control
+    K("steps", int, 4000, "particle updates in a run", (0, 100_000_000), role="run"),
+    K("record.every", int, 10, "record metrics every this many steps", (1, 1_000_000), role="run",
+      advanced=True),
+    K("record.snapshots", int, 50, "particle snapshots kept over a run", (0, 100_000), role="run",
+      advanced=True),
+]}
+
+
+def knob(name: str) -> Knob:
+    try:
+        return KNOBS[name]
+    except KeyError:
+        raise ConfigError(f"{name}: unknown key; allowed keys: {', '.join(KNOBS)}") from None
+
+
+def defaults() -> dict[str, Any]:
+    return {k.name: k.default for k in KNOBS.values()}
+
+
+def resolve(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, then each layer on top (preset, file, --set ...), each value checked.
+
+    Cross-field rules are checked last (e.g. a file target needs target.file).
+    """
+    cfg = defaults()
+    for layer in layers:
+        for key, value in layer.items():
+            cfg[key] = knob(key).coerce(value)
+    _check_together(cfg)
+    return cfg
+
+
+def _check_together(cfg: dict[str, Any]) -> None:
+    if cfg["target.kind"] == "file" and not cfg["target.file"]:
+        raise ConfigError("target.file: required when target.kind = file; allowed a path to a .csv or .npy file")
+    if cfg["target.kind"] == "grid":
+        side = round(math.sqrt(cfg["target.modes"]))
+        if side * side != cfg["target.modes"]:
+            raise ConfigError(f"target.modes: {cfg['target.modes']} is not a square; the grid target allows "
+                              "perfect squares (4, 9, 16, 25, ...)")
+
+
+def hyper_keys() -> list[str]:
+    return [k.name for k in KNOBS.values() if k.role == "hyper"]
+
+
+def struct_keys() -> list[str]:
+    return [k.name for k in KNOBS.values() if k.role == "struct" and k.name != "seed"]
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'kernel.ratio=0.5' -> ('kernel.ratio', 0.5), checked against the knob."""
+    if "=" not in text:
+        raise ConfigError(f"--set: {text!r} is not KEY=VALUE; allowed keys: {', '.join(KNOBS)}")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    return key, knob(key).coerce(value.strip())

@@ -1,0 +1,47 @@
+"""Named starting points: JSON files in the repository's `assets/presets/`.
+
+A preset is a partial config (dotted keys); `_doc` says what it shows.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .knobs import ConfigError, KNOBS
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+DEFAULT = "ring8"
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def read_json(path: Path | str, field: str) -> dict[str, Any]:
+    """A JSON object from a file, or a ConfigError naming `field` in one line."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{field}: {p} does not exist; allowed a JSON file of dotted keys") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{field}: {p.name} is not valid JSON (line {e.lineno}, column {e.colno}); "
+                          "allowed a JSON object of dotted keys") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{field}: {p.name} holds a {type(data).__name__}; allowed a JSON object of dotted keys")
+    unknown = [k for k in data if k not in KNOBS and not k.startswith("_")]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key in {p.name}; allowed keys: {', '.join(KNOBS)}")
+    return data
+
+
+def load(name: str) -> dict[str, Any]:
+    """The preset's knobs (without `_doc`)."""
+    if name not in names():
+        raise ConfigError(f"--preset: unknown preset {name!r}; allowed {', '.join(names())}")
+    return {k: v for k, v in read_json(PRESET_DIR / f"{name}.json", "--preset").items() if not k.startswith("_")}
+
+
+def describe(name: str) -> str:
+    return read_json(PRESET_DIR / f"{name}.json", "--preset").get("_doc", "")

@@ -1,0 +1,60 @@
+"""Runs as xarray Datasets: metrics over steps, particle snapshots, the config in attrs."""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .knobs import ConfigError
+from .run import History
+
+
+def versions() -> dict[str, str]:
+    import torch
+    return {"effgan": _version(), "torch": torch.__version__, "numpy": np.__version__,
+            "xarray": xr.__version__, "python": platform.python_version()}
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("effgan")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "source"
+
+
+def to_dataset(h: History, device: str = "") -> xr.Dataset:
+    """Dims: member, step, snapshot, particle, axis. Member coordinates carry seeds and hypers."""
+    B = h.snapshots.shape[0]
+    data = {k: (("member", "step"), v) for k, v in h.series.items()}
+    data["positions"] = (("member", "snapshot", "particle", "axis"), h.snapshots)
+    for k, v in h.final.items():
+        data[f"final_{k}"] = (("member",), np.asarray(v))
+    coords = {"member": np.arange(B), "step": h.steps, "snapshot": np.arange(h.snapshots.shape[1]),
+              "snapshot_step": ("snapshot", h.snap_steps)}
+    keys = sorted({k for m in h.members for k in m})
+    for k in keys:
+        coords[k] = ("member", np.asarray([m.get(k, h.cfg[k]) for m in h.members]))
+    attrs = {"config": json.dumps(h.cfg, sort_keys=True), "members": json.dumps(h.members),
+             "versions": json.dumps(versions()), "device": device,
+             "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j"}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        raise ConfigError(f"--out: folder {p.parent} does not exist; allowed a writable .nc path")
+    try:
+        tmp = p.with_name(p.name + ".part")
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        tmp.replace(p)                    # a killed write never leaves a truncated file behind
+    except PermissionError:
+        raise ConfigError(f"--out: cannot write {p}; allowed a writable .nc path") from None
+
+
+def config_of(ds: xr.Dataset) -> dict:
+    return json.loads(ds.attrs["config"])

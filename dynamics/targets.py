@@ -1,0 +1,212 @@
+"""Target distributions: what the real samples y ~ p look like.
+
+Every built-in target is a mixture: centres ``(K, d)`` (one per component), an isotropic
+standard deviation, and a mode label per centre (a digit class, a ring position). Fresh
+real batches are drawn every step from the counter-based stream (`dynamics.rng`).
+Mode metrics (`dynamics.metrics`) read the same object: the capture radius decides when a
+particle counts as sitting on a mode.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import rng
+from .knobs import ConfigError
+from .registry import Registry
+
+STREAM_SAMPLE = 11
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A mixture of isotropic Gaussians (std 0: an empirical point set).
+
+    centers: `(K, d)`; labels: `(K,)` mode id of each centre in [0, n_modes);
+    capture: radius within which a particle sits on a mode; quality: radius of a
+    high-quality sample; scale: a typical length (mode separation) for relative metrics.
+    """
+    kind: str
+    centers: torch.Tensor
+    labels: torch.Tensor
+    n_modes: int
+    std: float
+    capture: float
+    quality: float
+    scale: float
+    image_shape: tuple[int, int] | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.centers.shape[1]
+
+    def to(self, device, dtype) -> "Target":
+        return dataclasses.replace(self, centers=self.centers.to(device=device, dtype=dtype),
+                                   labels=self.labels.to(device))
+
+    def sample(self, key: torch.Tensor, counter: int, m: int) -> torch.Tensor:
+        """(B, m, d) fresh real samples for members with keys `(B,)` at an integer counter.
+
+        One hash pass gives both the component index and the Gaussian noise."""
+        K, d = self.centers.shape
+        B = key.shape[0]
+        noisy = self.std > 0
+        h = rng.bits(key, counter, STREAM_SAMPLE, m * (1 + 2 * d * noisy))
+        idx = (h[:, :m] * K) >> 32                                             # (B, m) uniform in [0, K)
+        y = self.centers[idx]                                                  # (B, m, d)
+        if noisy:
+            u = rng.to_uniform(h[:, m:], self.centers.dtype).view(B, m, 2 * d)
+            y = y + self.std * rng.box_muller(u)
+        return y
+
+    def sample_fixed(self, n: int, seed: int = 0) -> torch.Tensor:
+        """(n, d) a reproducible reference sample (plots, grid densities)."""
+        key = rng.member_keys([seed], self.centers.device)
+        return self.sample(key, 2**40 + seed, n)[0]
+
+
+TARGETS: Registry = Registry("target.kind")
+
+
+def _radii(std: float, centers: torch.Tensor, R: float) -> tuple[float, float, float]:
+    """capture, quality and separation of a Gaussian mixture.
+
+    9σ capture and 3σ quality (the research prototype's choice), capped so that captures of
+    neighbouring modes never overlap and floored for σ -> 0.
+    """
+    if centers.shape[0] > 1:
+        dist = torch.cdist(centers.double(), centers.double())
+        sep = float(dist[dist > 0].min()) if (dist > 0).any() else max(R, 1e-3)
+    else:
+        sep = math.inf
+    floor = 0.02 * max(R, 1e-3)
+    capture = min(max(9 * std, floor), 0.45 * sep)
+    quality = min(max(3 * std, floor / 2), capture)
+    scale = sep if math.isfinite(sep) else max(R, 1e-3)
+    return capture, quality, scale
+
+
+def _embed(c2: torch.Tensor, dim: int, kind: str, need: int = 2) -> torch.Tensor:
+    if dim < need:
+        raise ConfigError(f"target.dim: {dim} is out of range for target.kind = {kind}; allowed integers >= {need}")
+    out = torch.zeros(c2.shape[0], dim, dtype=torch.float64)
+    out[:, : c2.shape[1]] = c2[:, :dim]
+    return out
+
+
+def _mixture(kind, centers, cfg, labels=None) -> Target:
+    std, R = cfg["target.std"], cfg["target.radius"]
+    capture, quality, scale = _radii(std, centers, R)
+    labels = torch.arange(centers.shape[0]) if labels is None else labels
+    return Target(kind, centers, labels, int(labels.max()) + 1, std, capture, quality, scale)
+
+
+@TARGETS.register("ring")
+def ring(cfg) -> Target:
+    K, R = cfg["target.modes"], cfg["target.radius"]
+    th = 2 * math.pi * torch.arange(K, dtype=torch.float64) / K
+    return _mixture("ring", _embed(torch.stack([R * th.cos(), R * th.sin()], 1), cfg["target.dim"], "ring"), cfg)
+
+
+@TARGETS.register("grid")
+def grid(cfg) -> Target:
+    side, R = round(math.sqrt(cfg["target.modes"])), cfg["target.radius"]
+    g = torch.linspace(-R, R, side, dtype=torch.float64) if side > 1 else torch.zeros(1, dtype=torch.float64)
+    c = torch.cartesian_prod(g, g)
+    return _mixture("grid", _embed(c, cfg["target.dim"], "grid"), cfg)
+
+
+@TARGETS.register("point")
+def point(cfg) -> Target:
+    c = torch.tensor([[cfg["target.radius"], 0.0]], dtype=torch.float64)
+    return _mixture("point", _embed(c, cfg["target.dim"], "point", need=1), cfg)
+
+
+@TARGETS.register("two_modes")
+def two_modes(cfg) -> Target:
+    R = cfg["target.radius"]
+    c = torch.tensor([[-R, 0.0], [R, 0.0]], dtype=torch.float64)
+    return _mixture("two_modes", _embed(c, cfg["target.dim"], "two_modes", need=1), cfg)
+
+
+def _point_set(kind: str, pts: np.ndarray, cfg, labels=None, image_shape=None) -> Target:
+    """Empirical target: each point a centre; capture radius from nearest-neighbour spacing."""
+    c = torch.as_tensor(pts, dtype=torch.float64)
+    n = c.shape[0]
+    sub = c if n <= 4000 else c[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:4000]]
+    dist = torch.cdist(sub, sub)
+    dist.fill_diagonal_(math.inf)
+    nn = dist.min(1).values
+    nn = nn[torch.isfinite(nn) & (nn > 0)]
+    typical = float(nn.median()) if nn.numel() else 1.0
+    std = cfg["target.std"]
+    capture = max(9 * std, 0.5 * typical)
+    quality = max(3 * std, 0.25 * typical)
+    labels = torch.arange(n) if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+    return Target(kind, c, labels, int(labels.max()) + 1, std, capture, quality, typical, image_shape)
+
+
+def load_points(path: str) -> np.ndarray:
+    """(n, d) float array from a .npy or CSV file (header row allowed); clear errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"target.file: {path!r} does not exist; allowed a path to a .csv or .npy file")
+    try:
+        if p.suffix.lower() == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        else:
+            arr = parse_csv(p.read_text())
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parse failure is a user-facing one-liner
+        raise ConfigError(f"target.file: cannot read {p.name} ({type(e).__name__}); allowed a numeric .csv or .npy "
+                          "file with one point per row") from None
+    return check_points(arr, p.name)
+
+
+def parse_csv(text: str) -> np.ndarray:
+    rows = [r for r in text.strip().splitlines() if r.strip()]
+    if rows and any(ch.isalpha() for ch in rows[0].replace("e", "").replace("E", "")):
+        rows = rows[1:]                                        # header
+    return np.array([[float(v) for v in r.replace(";", ",").split(",") if v.strip()] for r in rows])
+
+
+def check_points(arr, name: str = "points") -> np.ndarray:
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ConfigError(f"target.file: {name} has shape {arr.shape}; allowed a 2-D table, one point per row")
+    if not np.isfinite(arr).all():
+        raise ConfigError(f"target.file: {name} contains non-finite values; allowed finite numbers only")
+    return arr
+
+
+@TARGETS.register("file")
+def file(cfg) -> Target:
+    return _point_set("file", load_points(cfg["target.file"]), cfg)
+
+
+@TARGETS.register("digits")
+def digits(cfg) -> Target:
+    """scikit-learn's bundled 8x8 digits (1797 images, 64-d, pixel values scaled to [0, 1]).
+
+    Modes are the ten digit classes: a class is covered when a particle sits within the
+    capture radius of one of its images.
+    """
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return _point_set("digits", d.data / 16.0, cfg, labels=d.target, image_shape=(8, 8))
+
+
+def points_target(pts, cfg) -> Target:
+    """A target from in-memory points (drawn on the app's canvas, uploaded)."""
+    return _point_set("file", check_points(pts), cfg)
+
+
+def build_target(cfg, device="cpu", dtype=torch.float32) -> Target:
+    return TARGETS[cfg["target.kind"]](cfg).to(device, dtype)
