@@ -110,12 +110,16 @@ def _b(t: Tensor, like: Tensor) -> Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
-def build(cfg: dict[str, Any]) -> Simulation:
-    """Set up once for a (resolved) config; members of a batch may differ in seed and hyper knobs."""
+def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
+    """Set up once for a config; members of a batch may differ in seed and hyper knobs.
+
+    target: an already built Target (points drawn or uploaded in the app) instead of the
+    one cfg names.
+    """
     cfg = resolve(cfg)
     device = resolve_device(cfg["device"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
-    target = build_target(cfg, device, dtype)
+    target = build_target(cfg, device, dtype) if target is None else target.to(device, dtype)
     disc = DISCRIMINATORS[cfg["disc.kind"]](cfg)
     kernel = KERNELS[cfg["kernel.kind"]](cfg)
     loss, reg = LOSSES[cfg["loss"]], REGULARISERS[cfg["reg.kind"]]

@@ -48,11 +48,12 @@ class Knob:
         if self.bounds is not None:
             lo, hi = self.bounds
             word = "integers" if self.kind is int else "numbers"
+            f = (lambda v: str(int(v))) if self.kind is int else _fmt
             if lo is not None and hi is not None:
-                return f"{word} in [{_fmt(lo)}, {_fmt(hi)}]"
+                return f"{word} in [{f(lo)}, {f(hi)}]"
             if lo is not None:
-                return f"{word} >= {_fmt(lo)}"
-            return f"{word} <= {_fmt(hi)}"
+                return f"{word} >= {f(lo)}"
+            return f"{word} <= {f(hi)}"
         return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[self.kind]
 
     def coerce(self, value: Any) -> Any:
@@ -133,6 +134,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       (1, 100_000), advanced=True),
     K("target.file", str, "", "CSV or .npy file of target points (target.kind = file), one point per row",
       advanced=True),
+    K("target.samples", int, 0, "use only the first n points of a point-set target (digits, file); 0: all",
+      (0, 10_000_000), advanced=True),
     K("init.std", float, 0.1, "standard deviation of the initial particle cloud", (0.0, 1e6), advanced=True),
     K("init.shift", float, 0.0, "offset of the initial cloud along the first axis", (-1e6, 1e6), advanced=True),
     # generator kernel

@@ -135,6 +135,9 @@ def two_modes(cfg) -> Target:
 
 def _point_set(kind: str, pts: np.ndarray, cfg, labels=None, image_shape=None) -> Target:
     """Empirical target: each point a centre; capture radius from nearest-neighbour spacing."""
+    keep = cfg["target.samples"] or len(pts)
+    pts = pts[:keep]
+    labels = None if labels is None else labels[:keep]
     c = torch.as_tensor(pts, dtype=torch.float64)
     n = c.shape[0]
     sub = c if n <= 4000 else c[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:4000]]

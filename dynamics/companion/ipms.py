@@ -106,21 +106,31 @@ def f1_ipm(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *, restarts: 
     return _out(single, best), _out(single, best_theta)
 
 
+def _relu_means(proj: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """mean_i σ(s_i + b) for every bias b, exactly, from sorted projections.
+
+    proj: (B, n, A) -> (B, A, nb). Only s_i > −b contribute: a count and a suffix sum.
+    """
+    s = proj.mT.sort(dim=-1).values.contiguous()  # (B, A, n)
+    suffix = torch.cat([s.flip(-1).cumsum(-1).flip(-1), s.new_zeros(*s.shape[:-1], 1)], -1)
+    idx = torch.searchsorted(s, (-b).expand(*s.shape[:-1], -1).contiguous(), right=True)
+    count = (s.shape[-1] - idx).to(s.dtype)
+    return (suffix.gather(-1, idx) + b * count) / s.shape[-1]
+
+
 def relu_grid_ipm_2d(p: torch.Tensor, q: torch.Tensor, *, angles: int = 720,
                      biases: int = 401, bias_max: float = 2.0) -> torch.Tensor:
-    """Paper B's 2-D ReLU class {ReLU(vᵀx + b): ‖v‖ = 1, |b| ≤ bias_max}, brute-forced on an
-    (angle × bias) grid. p: (B, n, 2), q: (B, m, 2) -> (B,)."""
+    """Paper B's ReLU class {ReLU(vᵀx + b): ‖v‖ = 1, |b| ≤ bias_max} in 2-D, sup brute-forced
+    on an (angle × bias) grid, each grid value exact (sorted projections, no sampling).
+    p: (B, n, 2), q: (B, m, 2) -> (B,)."""
+    check_int("metric.angles", angles, 1)
+    check_int("metric.biases", biases, 1)
     single, (p, q) = _batched(p, q)
     a = torch.arange(angles, dtype=p.dtype, device=p.device) * (2 * math.pi / angles)
     v = torch.stack([a.cos(), a.sin()], dim=-1)  # (A, 2)
     b = torch.linspace(-bias_max, bias_max, biases, dtype=p.dtype, device=p.device)
-    best = p.new_zeros(p.shape[0])
-    for chunk in v.split(max(1, 2**22 // (biases * max(p.shape[1], q.shape[1])))):
-        # (B, n, A, 1) + (nb,) -> (B, n, A, nb), averaged over samples
-        ep = ((p @ chunk.T)[..., None] + b).clamp_min(0).mean(1)
-        eq = ((q @ chunk.T)[..., None] + b).clamp_min(0).mean(1)
-        best = torch.maximum(best, (eq - ep).abs().flatten(1).max(1).values)
-    return _out(single, best)
+    gap = _relu_means(q @ v.T, b) - _relu_means(p @ v.T, b)  # (B, A, nb)
+    return _out(single, gap.abs().flatten(1).max(1).values)
 
 
 # --------------------------------------------------------------------------- F2 (kernel)
@@ -180,9 +190,9 @@ def w1_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = a.sort(dim=-1).values, b.sort(dim=-1).values
     t = torch.cat([a, b], dim=-1).sort(dim=-1).values  # merged breakpoints (..., n + m)
     left = t[..., :-1].contiguous().detach()
-    fa = torch.searchsorted(a.detach().contiguous(), left, right=True) / a.shape[-1]
-    fb = torch.searchsorted(b.detach().contiguous(), left, right=True) / b.shape[-1]
-    return ((fa - fb).abs().to(t.dtype) * t.diff(dim=-1)).sum(-1)
+    fa = torch.searchsorted(a.detach().contiguous(), left, right=True).to(t.dtype) / a.shape[-1]
+    fb = torch.searchsorted(b.detach().contiguous(), left, right=True).to(t.dtype) / b.shape[-1]
+    return ((fa - fb).abs() * t.diff(dim=-1)).sum(-1)
 
 
 def sliced_w1(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *,
@@ -303,9 +313,18 @@ def mixture_log_prob(x: torch.Tensor, centers: torch.Tensor, std: float,
 def mixture_kl(p_weights: torch.Tensor, q_weights: torch.Tensor, centers: torch.Tensor,
                std: float, gen: torch.Generator, *, n: int = 100_000) -> torch.Tensor:
     """Monte-Carlo KL(p‖q) = E_p[log p − log q] between two isotropic mixtures sharing
-    centres and std; n samples of p from gen, float64. A mode dropped by q (weight 0) costs
-    ≈ w_p · Δ²/(2 std²) nats, Δ the distance to the nearest kept centre: large but finite.
+    centres and std, float64. Stratified over p's components (n/K draws each, weighted by
+    p's weights): no multinomial noise, so KL(p‖p) = 0 exactly and well-separated modes give
+    the categorical KL of the weights. A mode dropped by q (weight 0) costs ≈ w_p·Δ²/(2 std²)
+    nats, Δ the distance to the nearest kept centre: large but finite.
     """
-    x = sample_mixture(n, centers, std, p_weights, gen, dtype=torch.float64)
-    return (mixture_log_prob(x, centers, std, p_weights)
-            - mixture_log_prob(x, centers, std, q_weights)).mean()
+    check_int("metric.samples", n, 1)
+    std = check_real("target.std", std, 0.0, lo_open=True)
+    c = torch.as_tensor(centers, dtype=torch.float64)
+    wp = _log_weights(p_weights).exp()
+    per = max(1, n // len(c))
+    noise = torch.randn(len(c), per, c.shape[1], generator=gen, dtype=torch.float64,
+                        device=gen.device).cpu()
+    x = c[:, None, :] + std * noise  # (K, per, D): `per` draws from every component
+    ratio = mixture_log_prob(x, c, std, p_weights) - mixture_log_prob(x, c, std, q_weights)
+    return (wp * ratio.mean(-1)).sum()

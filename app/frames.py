@@ -1,0 +1,158 @@
+"""What the worker sends to the page: a `Scene` per build and a `Frame` per render tick.
+
+Both are plain numpy (float32 for anything per particle) so the event loop only swaps
+arrays. Targets of dimension d > 2 are shown in the plane of their two principal axes
+(computed once from the target's reference sample, so the axes stay fixed while the
+particles move); d = 1 is drawn on the x axis.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from dynamics import metrics
+from dynamics.engine import Simulation, State
+from dynamics.losses import LOSSES
+
+SHOW_MAX = 10_000        # particles drawn per frame (the rest are statistically the same)
+FIELD_GRID = 72          # discriminator field resolution (FIELD_GRID² evaluations)
+ARROWS_MAX = 300
+IMAGES = 16              # digits: particles shown as images
+SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """Fixed per build: projection, axes extent, target drawing, labels."""
+    build: int
+    dim: int
+    origin: np.ndarray            # (d,)
+    basis: np.ndarray             # (d, 2) orthonormal columns
+    extent: tuple[float, float, float, float]   # x0, x1, y0, y1 (square)
+    ref_xy: np.ndarray            # (n, 2) target reference sample, projected
+    centers_xy: np.ndarray        # (K, 2)
+    capture: float
+    n_modes: int
+    particles: int
+    image_shape: tuple[int, int] | None
+    kernel_kind: str
+    title: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    scene: Scene
+    t: int
+    epoch: int                    # bumps on every reset or rebuild: time series restart
+    xy: np.ndarray                # (n, 2) float32
+    metrics: dict[str, float]
+    hyper: dict[str, float]
+    diverged_step: int            # −1 while the run is healthy
+    field: np.ndarray | None = None        # (G, G) float32, D − mean, rows along y
+    arrows: np.ndarray | None = None       # (n, 4) float32: x0, y0, x1, y1
+    spectrum: tuple[np.ndarray, np.ndarray] | None = None   # levels (k,), multiplicity (k,)
+    images: np.ndarray | None = None       # (k, h, w) float32 in [0, 1]
+
+
+def _projection(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = ref.shape[1]
+    if d <= 2:
+        return np.zeros(d), np.eye(d, 2)
+    mean = ref.mean(0)
+    _, _, vt = np.linalg.svd(ref - mean, full_matrices=False)
+    return mean, vt[:2].T
+
+
+def project(x: np.ndarray, scene: Scene) -> np.ndarray:
+    return ((x - scene.origin) @ scene.basis).astype(np.float32)
+
+
+def make_scene(sim: Simulation, build: int) -> Scene:
+    cfg, tg = sim.cfg, sim.target
+    ref = tg.sample_fixed(2000).double().cpu().numpy()
+    centers = tg.centers.double().cpu().numpy()
+    origin, basis = _projection(np.concatenate([ref, centers]))
+    pr = lambda a: (a - origin) @ basis                                     # noqa: E731
+    start = np.zeros((1, tg.dim))
+    start[0, 0] = cfg["init.shift"]
+    pts = np.concatenate([pr(ref), pr(centers), pr(start)])
+    mid = (pts.max(0) + pts.min(0)) / 2
+    half = max(float((pts.max(0) - pts.min(0)).max()) / 2, 3 * cfg["init.std"], 0.5) * 1.3
+    if tg.dim == 1:
+        mid[1] = 0.0
+    extent = (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
+    title = f"{cfg['target.kind']} target · d = {tg.dim} · {tg.n_modes} modes · N = {cfg['particles']}"
+    return Scene(build, tg.dim, origin, basis, tuple(float(e) for e in extent), pr(ref).astype(np.float32),
+                 pr(centers).astype(np.float32), float(tg.capture), tg.n_modes, cfg["particles"],
+                 tg.image_shape, cfg["kernel.kind"], title)
+
+
+def field_points(scene: Scene, device, dtype) -> torch.Tensor:
+    """(1, G², d) points of the display plane, row-major in y then x."""
+    x0, x1, y0, y1 = scene.extent
+    u = np.linspace(x0, x1, FIELD_GRID)
+    v = np.linspace(y0, y1, FIELD_GRID)
+    uu, vv = np.meshgrid(u, v)                                              # (G, G), rows along y
+    plane = np.stack([uu.ravel(), vv.ravel()], 1)
+    pts = scene.origin + plane @ scene.basis.T
+    return torch.as_tensor(pts, dtype=dtype, device=device).unsqueeze(0)
+
+
+def discriminator_field(sim: Simulation, state: State, grid: torch.Tensor) -> np.ndarray:
+    D, _ = sim.disc.value_and_grad(state.disc, grid)
+    D = D[0].detach().double().cpu().numpy()
+    return (D - D.mean()).reshape(FIELD_GRID, FIELD_GRID).astype(np.float32)
+
+
+def force_arrows(sim: Simulation, state: State, scene: Scene) -> np.ndarray:
+    """Generator forces F = gen_weight(D) ∇D at up to ARROWS_MAX particles, scaled for display."""
+    x = state.x[:, :ARROWS_MAX]
+    D, g = sim.disc.value_and_grad(state.disc, x)
+    F = (LOSSES[sim.cfg["loss"]].gen_weight(D).unsqueeze(-1) * g)[0].detach().double().cpu().numpy()
+    start = project(x[0].detach().double().cpu().numpy(), scene)
+    dirs = F @ scene.basis
+    size = np.linalg.norm(dirs, axis=1).max()
+    scale = 0.08 * (scene.extent[1] - scene.extent[0]) / size if size > 0 and np.isfinite(size) else 0.0
+    return np.concatenate([start, start + scale * dirs], 1).astype(np.float32)
+
+
+def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
+    """Levels and multiplicities of Θ; empty arrays when too costly to compute live."""
+    if sim.kernel.matrix is not None and sim.cfg["particles"] > SPECTRUM_N_MAX:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    levels, mult = sim.kernel.spectrum(state.kernel, state.hyper)
+    return levels[0].double().cpu().numpy(), mult[0].cpu().numpy()
+
+
+def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None) -> dict[str, float]:
+    m = metrics.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape else None)
+    m.pop("com_mode")
+    m["loss_d"], m["loss_g"] = state.loss_d, state.loss_g
+    return {k: float(v[0]) for k, v in m.items()}
+
+
+def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: torch.Tensor | None = None, *,
+               field_grid: torch.Tensor | None = None, arrows: bool = False, with_spectrum: bool = False) -> Frame:
+    """Everything the views need from one state; the costly parts only when asked."""
+    x = state.x[0, :SHOW_MAX].detach()
+    images = None
+    if scene.image_shape is not None:
+        images = x[:IMAGES].clamp(0, 1).reshape(-1, *scene.image_shape).float().cpu().numpy()
+    return Frame(
+        scene=scene, t=state.t, epoch=epoch,
+        xy=project(x.double().cpu().numpy(), scene) if scene.dim > 2 else _xy(x),
+        metrics=frame_metrics(sim, state, x_prev),
+        hyper={k: float(v[0]) for k, v in state.hyper.items()},
+        diverged_step=int(state.diverged_step[0]),
+        field=discriminator_field(sim, state, field_grid) if field_grid is not None else None,
+        arrows=force_arrows(sim, state, scene) if arrows else None,
+        spectrum=spectrum(sim, state) if with_spectrum else None,
+        images=images)
+
+
+def _xy(x: torch.Tensor) -> np.ndarray:
+    """(n, d ≤ 2) -> (n, 2) float32 without a projection (d = 1 sits on the x axis)."""
+    a = x.float().cpu().numpy()
+    return a if a.shape[1] == 2 else np.concatenate([a, np.zeros_like(a)], 1)

@@ -1,0 +1,144 @@
+"""Knobs as Param parameters and Panel widgets, generated from `dynamics.knobs.KNOBS`.
+
+Nothing about a knob (bound, default, doc, choices, log scale, advanced) is restated here;
+only UI decisions are: which knobs the live lab shows, how they are grouped, the display
+range of a slider (the declared bounds of most knobs span many decades, so a slider shows
+two decades either side of the default, still clipped to the bounds, and a numeric input
+takes the rest), and which knobs matter for which kernel / target / discriminator kind.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import param
+
+from dynamics.knobs import KNOBS, Knob
+
+# role 'run' knobs (steps, record.*) describe a batch run, not a live one; target.file is a
+# path on the server, which a browser must not choose (drawn/uploaded points replace it).
+HIDDEN = {"target.file"}
+SHOWN = [k for k in KNOBS.values() if k.role != "run" and k.name not in HIDDEN]
+
+GROUPS = {"particles": "Target", "real": "Target", "target": "Target", "init": "Target",
+          "kernel": "Generator kernel", "disc": "Discriminator", "loss": "Loss & regulariser",
+          "reg": "Loss & regulariser", "update": "Loss & regulariser", "lr": "Learning rates",
+          "seed": "Run", "dtype": "Run", "device": "Run"}
+
+# Which knobs a choice makes meaningful (a knob absent here always matters).
+APPLIES = {
+    "kernel.ratio": ("kernel.kind", {"two_number"}),
+    "kernel.width": ("kernel.kind", {"rbf"}),
+    "kernel.latent_dim": ("kernel.kind", {"rbf", "relu_ntk", "network"}),
+    "kernel.depth": ("kernel.kind", {"relu_ntk", "network"}),
+    "kernel.bias": ("kernel.kind", {"relu_ntk", "network"}),
+    "kernel.net_width": ("kernel.kind", {"network"}),
+    "target.modes": ("target.kind", {"ring", "grid"}),
+    "target.radius": ("target.kind", {"ring", "grid", "point", "two_modes"}),
+    "target.dim": ("target.kind", {"ring", "grid", "point", "two_modes"}),
+    "disc.activation": ("disc.kind", {"mlp"}),
+    "disc.width": ("disc.kind", {"mlp"}),
+    "disc.depth": ("disc.kind", {"mlp"}),
+}
+
+SLIDER_SPAN = 20        # linear knobs with a narrower declared range get a slider
+LOG_DECADES = 2         # a log slider spans default·10^±2 (clipped to the bounds)
+
+
+def attr(name: str) -> str:
+    """'kernel.ratio' -> 'kernel_ratio' (Param names must be identifiers)."""
+    return name.replace(".", "_")
+
+
+def label(k: Knob) -> str:
+    return k.label or k.name
+
+
+def group(k: Knob) -> str:
+    return GROUPS.get(k.name.split(".")[0], "Other")
+
+
+def parameter(k: Knob) -> param.Parameter:
+    common = dict(default=k.default, doc=k.doc, label=label(k))
+    ch = k.allowed()
+    if ch is not None:
+        return param.Selector(objects=ch, **common)
+    if k.kind is bool:
+        return param.Boolean(**common)
+    if k.kind is str:
+        return param.String(**common)
+    lo, hi = k.bounds or (None, None)
+    cls = param.Integer if k.kind is int else param.Number
+    return cls(bounds=(lo, hi), **common)
+
+
+def parameters() -> dict[str, param.Parameter]:
+    return {attr(k.name): parameter(k) for k in SHOWN}
+
+
+def log_range(k: Knob, value: float | None = None) -> tuple[float, float]:
+    """(lo, hi) > 0 of a log slider, widened to include `value`."""
+    lo, hi = k.bounds
+    d = k.default if k.default > 0 else 1.0
+    a = max(d * 10.0 ** -LOG_DECADES, lo if lo and lo > 0 else 0.0)
+    b = min(d * 10.0 ** LOG_DECADES, hi if hi is not None else math.inf)
+    if value is not None and value > 0:
+        a, b = min(a, value), max(b, value)
+    return a, b
+
+
+def widget_kind(k: Knob) -> str:
+    """select | toggle | text | log | slider | input."""
+    if k.allowed() is not None:
+        return "select"
+    if k.kind is bool:
+        return "toggle"
+    if k.kind is str:
+        return "text"
+    if k.log:
+        return "log"
+    lo, hi = k.bounds or (None, None)
+    if lo is not None and hi is not None and hi - lo <= SLIDER_SPAN:
+        return "slider"
+    return "input"
+
+
+def nice(v: float) -> float:
+    """Three significant digits: log sliders land on 0.316, not 0.31622776."""
+    return float(f"{v:.3g}")
+
+
+def help_text(k: Knob) -> str:
+    return f"{k.doc} ({k.name}; allowed {k.describe()})"
+
+
+def make_widget(k: Knob, value: Any):
+    """A Panel widget showing `value`; the caller links it to the state (see `app.page`).
+
+    Returns (widget, to_widget, from_widget): value converters for the log slider, whose
+    widget value is log10 of the knob's value."""
+    import panel as pn
+    from bokeh.models import CustomJSTickFormatter
+    kind = widget_kind(k)
+    kw = dict(name=label(k), sizing_mode="stretch_width")
+    same = (lambda v: v), (lambda v: v)
+    if kind == "select":
+        return pn.widgets.Select(options=k.allowed(), value=value, **kw), *same
+    if kind == "toggle":
+        return pn.widgets.Checkbox(value=value, **kw), *same
+    if kind == "text":
+        return pn.widgets.TextInput(value=value, **kw), *same
+    lo, hi = k.bounds
+    if kind == "log":
+        a, b = log_range(k, value)
+        fmt = CustomJSTickFormatter(code="return Number((10 ** tick).toPrecision(3)).toString()")
+        to_w = lambda v: math.log10(v) if v > 0 else math.log10(log_range(k, None)[0])  # noqa: E731
+        w = pn.widgets.FloatSlider(start=math.log10(a), end=math.log10(b), step=0.01, value=to_w(value),
+                                   format=fmt, **kw)
+        return w, to_w, lambda x: nice(10.0 ** x)
+    if kind == "slider":
+        cls = pn.widgets.IntSlider if k.kind is int else pn.widgets.FloatSlider
+        extra = {} if k.kind is int else {"step": (hi - lo) / 100}
+        return cls(start=lo, end=hi, value=value, **extra, **kw), *same
+    cls = pn.widgets.IntInput if k.kind is int else pn.widgets.FloatInput
+    return cls(start=lo, end=hi, value=value, **kw), *same

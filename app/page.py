@@ -1,0 +1,217 @@
+"""One session's page: the `Lab`, its widgets, the views, the frame tick and the clean-up.
+
+`create()` is what the server calls per browser session. Frames are pulled from the worker by
+a periodic callback on the event loop and pushed inside one `pn.io.hold()`; the worker stops
+when the session is destroyed.
+"""
+from __future__ import annotations
+
+import io
+import urllib.parse
+
+import numpy as np
+import panel as pn
+
+from dynamics import presets
+from dynamics.knobs import KNOBS
+
+from . import export, knobui, texts
+from .state import ATTR, Lab
+from .views import Views, draw_figure
+
+FRAME_MS = 33            # the render tick: at most ~30 frames a second per session
+ACCENT = "#4a2377"
+SIDEBAR_WIDTH = 350
+
+
+# ---------------------------------------------------------------- knob widgets
+def knob_widget(lab: Lab, name: str):
+    """A widget for one knob, two-way linked to the lab (log sliders convert through log10)."""
+    k, a = KNOBS[name], ATTR[name]
+    w, to_w, from_w = knobui.make_widget(k, getattr(lab, a))
+    kind = knobui.widget_kind(k)
+    # structural sliders apply on release (each change rebuilds); live ones while dragging
+    event = "value_throttled" if kind in ("slider", "log") and k.role != "hyper" else "value"
+    busy = [False]
+
+    def to_lab(e):
+        if not busy[0] and e.new is not None:
+            setattr(lab, a, from_w(e.new))
+
+    def to_widget(e):
+        busy[0] = True
+        try:
+            if kind == "log" and e.new > 0:
+                lo, hi = knobui.log_range(k, e.new)
+                w.param.update(start=min(w.start, np.log10(lo)), end=max(w.end, np.log10(hi)))
+            w.value = to_w(e.new)
+        finally:
+            busy[0] = False
+
+    w.param.watch(to_lab, event)
+    lab.param.watch(to_widget, a)
+    if "description" in w.param:
+        w.description = knobui.help_text(k)
+        return w
+    return pn.Row(w, pn.widgets.TooltipIcon(value=knobui.help_text(k), margin=(18, 0, 0, 0), width=20),
+                  sizing_mode="stretch_width")
+
+
+def knob_cards(lab: Lab):
+    widgets = {k.name: knob_widget(lab, k.name) for k in knobui.SHOWN}
+    groups: dict[str, list] = {}
+    for k in knobui.SHOWN:
+        groups.setdefault(knobui.group(k), []).append(widgets[k.name])
+
+    def refresh(*_):
+        for k in knobui.SHOWN:
+            rule = knobui.APPLIES.get(k.name)
+            applies = rule is None or getattr(lab, ATTR[rule[0]]) in rule[1]
+            widgets[k.name].visible = applies and not (lab.teach and k.advanced)
+
+    lab.param.watch(refresh, ["teach"] + sorted({ATTR[r[0]] for r in knobui.APPLIES.values()}))
+    refresh()
+    open_groups = {"Generator kernel", "Discriminator", "Loss & regulariser"}
+    return [pn.Card(*ws, title=g, collapsed=g not in open_groups, sizing_mode="stretch_width", margin=(4, 0))
+            for g, ws in groups.items()], widgets
+
+
+# ---------------------------------------------------------------- sidebar parts
+def transport(lab: Lab):
+    play = pn.widgets.Toggle(value=lab.running, color="primary", width=100)
+    step = pn.widgets.Button(name="Step", width=80)
+    reset = pn.widgets.Button(name="Reset", width=80)
+    counter = pn.widgets.StaticText(name="step", value="0")
+
+    def show_running(*_):
+        play.param.update(value=lab.running, name="❚❚ Pause" if lab.running else "▶ Play")
+
+    play.param.watch(lambda e: setattr(lab, "running", e.new), "value")
+    lab.param.watch(show_running, "running")
+    lab.param.watch(lambda e: setattr(counter, "value", f"{e.new:,}"), "t")
+    step.on_click(lambda e: lab.step_once())
+    reset.on_click(lambda e: lab.reset())
+    show_running()
+    speed = pn.widgets.IntSlider.from_param(lab.param.speed, sizing_mode="stretch_width")
+    return pn.Column(pn.Row(play, step, reset), speed, counter, sizing_mode="stretch_width")
+
+
+def preset_picker(lab: Lab):
+    select = pn.widgets.Select.from_param(lab.param.preset, name="preset", sizing_mode="stretch_width")
+    doc = pn.pane.Markdown(presets.describe(lab.preset), styles={"font-size": "12px", "color": "#555"},
+                           margin=(0, 10))
+    lab.param.watch(lambda e: setattr(doc, "object", presets.describe(e.new)), "preset")
+    return pn.Column(select, doc, sizing_mode="stretch_width")
+
+
+def custom_target(lab: Lab):
+    fig, drawn = draw_figure()
+    use = pn.widgets.Button(name="Use drawn points", color="primary", sizing_mode="stretch_width")
+    clear = pn.widgets.Button(name="Clear", sizing_mode="stretch_width")
+    upload = pn.widgets.FileInput(accept=".csv,.txt,.npy", sizing_mode="stretch_width")
+
+    def use_drawn(_):
+        pts = np.column_stack([np.asarray(drawn.data["x"], float), np.asarray(drawn.data["y"], float)])
+        lab.use_points(pts, "drawn points")
+
+    use.on_click(use_drawn)
+    clear.on_click(lambda e: setattr(drawn, "data", {"x": [], "y": []}))
+    upload.param.watch(lambda e: e.new is not None and lab.upload(upload.filename or "upload.csv", e.new), "value")
+    return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}), pn.pane.Bokeh(fig),
+                   pn.Row(use, clear), upload, title="Your own target", collapsed=True,
+                   sizing_mode="stretch_width", margin=(4, 0))
+
+
+def share(lab: Lab):
+    link = pn.widgets.TextInput(name="link to this set-up", sizing_mode="stretch_width")
+
+    def downloader(fn, filename, label):
+        def callback():
+            try:
+                return io.BytesIO(fn())
+            except Exception as e:  # noqa: BLE001 - a failed export is a message, not a crash
+                lab.param.update(message=f"{label}: {e}", message_kind="danger")
+                return io.BytesIO(b"")
+        return pn.widgets.FileDownload(callback=callback, filename=filename, label=label,
+                                       sizing_mode="stretch_width")
+
+    w = lab.worker
+    nc = downloader(lambda: export.netcdf_bytes(w.record, str(w.device)), "effgan_run.nc", "Download run (netCDF)")
+    png = downloader(lambda: export.figure_png(w.record, w.scene), "effgan_figure.png", "Download figure (PNG)")
+    gif = downloader(lambda: export.gif_bytes(*w.record.snapshots(), w.scene), "effgan_trajectory.gif",
+                     "Export trajectory (GIF)")
+    return pn.Card(pn.pane.Markdown(texts.SHARE, styles={"font-size": "12px"}), link, nc, png, gif,
+                   title="Share & export", collapsed=True, sizing_mode="stretch_width", margin=(4, 0)), link
+
+
+# ---------------------------------------------------------------- the page
+def create(query: dict | None = None, fps: float = 30.0):
+    """Build one session's page; `query` defaults to the request's URL parameters."""
+    lab = Lab(fps=fps)
+    if query is None:
+        query = pn.state.session_args or {}
+    lab.apply_query({k: v for k, v in query.items() if k != "bokeh-session-id"})
+    try:
+        return _page(lab)
+    except Exception:
+        lab.close()
+        raise
+
+
+def _page(lab: Lab):
+    views = Views()
+
+    message = pn.pane.Alert(lab.message, alert_type=lab.message_kind, visible=bool(lab.message),
+                            sizing_mode="stretch_width", margin=(0, 10))
+    banner = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(0, 10))
+    lab.param.watch(lambda e: message.param.update(object=lab.message, alert_type=lab.message_kind,
+                                                   visible=bool(lab.message)), ["message", "message_kind"])
+    lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
+
+    cards, _ = knob_cards(lab)
+    share_card, link = share(lab)
+    loc = pn.state.location
+    base = (loc.href or "").split("?")[0] if loc is not None else ""
+
+    def sync_url(*_):
+        search = "?" + urllib.parse.urlencode(lab.query())
+        if loc is not None and loc.search != search:
+            loc.search = search
+        link.value = base + search
+
+    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed"])
+    sync_url()
+
+    toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach),
+                     pn.widgets.Checkbox.from_param(lab.param.arrows), sizing_mode="stretch_width")
+    sidebar = [preset_picker(lab), transport(lab), toggles, *cards, custom_target(lab), share_card]
+
+    text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
+    main = [
+        pn.pane.Markdown(texts.INTRO, sizing_mode="stretch_width", margin=(0, 10)),
+        message, banner,
+        pn.Row(pn.pane.Bokeh(views.particle_fig),
+               pn.Column(pn.pane.Markdown(texts.PARTICLES, **text), pn.pane.Bokeh(views.images_fig))),
+        pn.Row(pn.GridBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()], ncols=2),
+               pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
+        pn.Row(pn.pane.Bokeh(views.spectrum_fig), pn.pane.Markdown(texts.SPECTRUM, **text)),
+    ]
+
+    def tick():
+        with pn.io.hold():
+            f = lab.take_frame()
+            if f is not None:
+                views.update(f)
+
+    pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
+    cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
+
+    def destroyed(ctx):
+        cb.stop()
+        lab.close()
+
+    pn.state.on_session_destroyed(destroyed)
+    page = pn.template.BootstrapTemplate(title="effgan · the GAN dynamics lab", sidebar=sidebar, main=main,
+                                         sidebar_width=SIDEBAR_WIDTH, header_background=ACCENT)
+    page.lab = lab          # for tests and benchmarks that drive a served page in-process
+    return page

@@ -1,0 +1,60 @@
+"""`effgan serve`: start the live lab (one page per browser session, see `app.page`).
+
+Sessions whose browser went away are reclaimed within seconds (not Bokeh's default 15-17 s),
+so their simulation workers stop promptly. `panel serve app/main.py` serves the same page.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+
+CHECK_UNUSED_MS = 1000
+UNUSED_LIFETIME_MS = 2000
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006; 0 picks a free one)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for a classroom)")
+    p.add_argument("--show", action="store_true", help="open the lab in a browser")
+    p.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
+                   help="host names the page may be reached under (repeatable; default: the bound address)")
+
+
+def origins(address: str, port: int, extra: list[str] | None) -> list[str]:
+    if extra:
+        return extra
+    if address in ("0.0.0.0", "::", ""):
+        return ["*"]
+    return [f"{h}:{port}" for h in {address, "localhost", "127.0.0.1"}]
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, threaded: bool = False,
+          websocket_origin: list[str] | None = None, **kw):
+    """Start the server; returns it (a thread with `.stop()` when threaded, else blocks)."""
+    import panel as pn
+
+    from .page import create
+    port = port or free_port(address if address not in ("0.0.0.0", "::", "") else "127.0.0.1")
+    kw.setdefault("check_unused_sessions", CHECK_UNUSED_MS)
+    kw.setdefault("unused_session_lifetime", UNUSED_LIFETIME_MS)
+    return pn.serve(create, port=port, address=address, show=show, threaded=threaded,
+                    websocket_origin=origins(address, port, websocket_origin), title="effgan lab",
+                    verbose=not threaded, **kw)
+
+
+def main_serve(args) -> int:
+    serve(args.port, args.address, args.show, websocket_origin=args.allow_websocket_origin)
+    return 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(prog="python -m app.server")
+    add_serve_arguments(ap)
+    raise SystemExit(main_serve(ap.parse_args()))

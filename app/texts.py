@@ -1,0 +1,49 @@
+"""The short explanations shown beside each view (Markdown)."""
+
+INTRO = """\
+**Watch a GAN learn, and fail to learn.** The generator is a cloud of particles *x<sub>i</sub>*
+coupled by a kernel Θ; the discriminator *D* pushes each of them towards the data. Pick a preset,
+press play, then turn the knobs: the live ones apply at once, the structural ones restart the run.
+"""
+
+PARTICLES = """\
+**Particles and critic.** Purple dots are the generator's particles, green dots samples of the
+target, dashed circles the capture radius of each mode. The background is the discriminator *D*
+(green: "looks real", purple: "looks fake"). Every particle is pushed up its gradient,
+*F<sub>j</sub>* = ∇*D*(*x<sub>j</sub>*) for the IPM loss, and the kernel spreads each push over the
+cloud: *x<sub>i</sub>* += (η<sub>G</sub>/N) Σ<sub>j</sub> Θ<sub>ij</sub> *F<sub>j</sub>*.
+Tick *show generator forces* to draw the *F<sub>j</sub>*. Targets with more than two dimensions
+are shown in the plane of their two principal axes.
+"""
+
+SERIES = """\
+**Over time.** *Modes covered* is the fraction of modes holding at least one particle; the *mode
+entropy* is 1 when the captured particles are shared evenly. *Spread* is the cloud's size in units
+of the mode spacing: it shrinks when the cloud collapses. The *collective* speed is how fast the
+centre of mass moves per step, the *relative* speed how fast the particles move with respect to
+each other. Strong coupling lets the collective motion win: the cloud travels as one blob and hops
+from mode to mode.
+"""
+
+SPECTRUM = """\
+**Kernel spectrum.** The two-number kernel Θ = (g1 − g2) I + g2 11ᵀ has two levels: the
+*collective* one, g1 + (N − 1) g2, once (the centre of mass), and the *relative* one, g1 − g2,
+N − 1 times (the shape of the cloud). Their ratio (1 + (N − 1) r)/(1 − r) diverges as r → 1: the
+cloud then moves rigidly and cannot split across modes. Dense kernels (rbf, relu_ntk, network) show
+every eigenvalue, with their top and median levels marked.
+"""
+
+IMAGES = """\
+**Samples.** For the digits target each particle is an 8×8 image: these are the first sixteen.
+"""
+
+CUSTOM = """\
+Click on the canvas to add target points (drag to move them, select one and press Backspace to
+delete it), then *Use drawn points*. Or upload a CSV file: one point per row, comma-separated,
+an optional header row.
+"""
+
+SHARE = """\
+The address bar always holds the preset, every changed knob and the seed: copy it to share
+exactly this set-up.
+"""

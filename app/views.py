@@ -1,0 +1,240 @@
+"""The live views: raw Bokeh figures fed from `Frame`s.
+
+The `*_data` functions are pure (a frame or scene in, ColumnDataSource columns out) and are
+what the tests check; `Views` only owns the figures and assigns those columns, one whole
+replacement per source and frame (binary float32 transport), time series by `stream` with a
+rollover. Axes of the particle view are fixed per scene, and no hover tool sits on the
+particles: both keep the per-frame cost flat.
+"""
+from __future__ import annotations
+
+import numpy as np
+from bokeh.models import (ColumnDataSource, DataRange1d, LabelSet, Legend, LinearColorMapper, PointDrawTool,
+                          Range1d, Span)
+from bokeh.palettes import PRGn11
+from bokeh.plotting import figure
+
+from .frames import Frame, Scene
+
+ROLLOVER = 3000
+PARTICLE = "#7b2cbf"
+TARGET = "#1b9e4b"
+TOOLS = "pan,wheel_zoom,reset,save"
+SERIES = {   # figure -> [(metric, legend, colour)]
+    "modes": [("modes_fraction", "modes covered", "#1b9e4b"), ("mode_entropy", "mode entropy", "#7b2cbf")],
+    "spread": [("spread_rel", "spread / mode spacing", "#1f77b4")],
+    "losses": [("loss_d", "critic objective", "#d62728"), ("loss_g", "generator loss", "#555555")],
+    "speeds": [("speed_collective", "collective", "#ff7f0e"), ("speed_relative", "relative", "#1f77b4")],
+}
+TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
+          "speeds": "Collective vs relative speed (per step)"}
+
+
+# ---------------------------------------------------------------- pure data functions
+def particle_data(frame: Frame) -> dict[str, np.ndarray]:
+    xy = frame.xy
+    return {"x": np.ascontiguousarray(xy[:, 0], np.float32), "y": np.ascontiguousarray(xy[:, 1], np.float32)}
+
+
+def scene_data(scene: Scene) -> dict[str, dict]:
+    """Columns of the static layers: target sample and mode circles."""
+    r, c = scene.ref_xy, scene.centers_xy
+    show_circles = len(c) <= 200
+    return {"target": {"x": r[:, 0].copy(), "y": r[:, 1].copy()},
+            "modes": {"x": c[:, 0].copy() if show_circles else np.zeros(0, np.float32),
+                      "y": c[:, 1].copy() if show_circles else np.zeros(0, np.float32),
+                      "r": np.full(len(c) if show_circles else 0, scene.capture, np.float32)}}
+
+
+def field_data(frame: Frame) -> tuple[dict, float]:
+    """Image columns of the discriminator field and the symmetric colour limit."""
+    x0, x1, y0, y1 = frame.scene.extent
+    f = frame.field
+    lim = float(np.abs(f).max()) if f.size and np.isfinite(f).all() else 1.0
+    return {"image": [f], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}, max(lim, 1e-12)
+
+
+def arrow_data(frame: Frame) -> dict[str, np.ndarray]:
+    a = frame.arrows if frame.arrows is not None else np.zeros((0, 4), np.float32)
+    return {k: np.ascontiguousarray(a[:, i]) for i, k in enumerate(("x0", "y0", "x1", "y1"))}
+
+
+def series_row(frame: Frame) -> dict[str, list[float]]:
+    m = frame.metrics
+    row = {"t": [float(frame.t)], "modes_fraction": [m["modes_covered"] / max(frame.scene.n_modes, 1)]}
+    for k in ("mode_entropy", "spread_rel", "loss_d", "loss_g", "speed_collective", "speed_relative"):
+        row[k] = [m.get(k, float("nan"))]
+    return row
+
+
+def spectrum_data(levels: np.ndarray, mult: np.ndarray) -> dict:
+    """Stems (one per distinct level), labels with multiplicities, collective/relative marks."""
+    if len(levels) == 0:
+        return {"stems": {"x": [], "top": [], "bottom": [], "label": []}, "collective": np.nan, "relative": np.nan}
+    top = float(levels.max())
+    shown = np.maximum(levels, top * 1e-6) if top > 0 else np.abs(levels) + 1e-12
+    floor = float(shown.min()) / 3
+    x = np.arange(1, len(levels) + 1, dtype=float)
+    dense = len(levels) > 2
+    labels = [("" if dense and i > 0 else f"×{int(m)}") for i, m in enumerate(mult)]
+    relative = float(np.median(shown[1:])) if len(shown) > 1 else np.nan
+    return {"stems": {"x": x, "top": shown, "bottom": np.full(len(x), floor), "label": labels},
+            "collective": float(shown[0]), "relative": relative}
+
+
+def image_grid(images: np.ndarray, cols: int = 4, gap: int = 1) -> np.ndarray:
+    """(k, h, w) -> one (rows·(h+gap), cols·(w+gap)) image, first image top left (Bokeh's y is up)."""
+    k, h, w = images.shape
+    rows = -(-k // cols)
+    out = np.full((rows * (h + gap), cols * (w + gap)), np.nan, np.float32)
+    for i in range(k):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = images[i]
+    return out[::-1].copy()
+
+
+# ---------------------------------------------------------------- the figures
+def _fig(title: str, tools: str = TOOLS, **kw):
+    f = figure(title=title, tools=tools, toolbar_location="above", output_backend="canvas", **kw)
+    f.toolbar.logo = None
+    f.title.text_font_size = "12px"
+    return f
+
+
+class Views:
+    """The figures of one session and how a frame updates them."""
+
+    def __init__(self):
+        self.scene_build = -1
+        self.epoch = -1
+        self._particles_fig()
+        self._series_figs()
+        self._spectrum_fig()
+        self._images_fig()
+
+    def _particles_fig(self):
+        f = _fig("Particles", width=540, height=540, x_range=Range1d(-3, 3), y_range=Range1d(-3, 3),
+                 match_aspect=True)
+        self.field_mapper = LinearColorMapper(palette=PRGn11, low=-1, high=1)
+        self.field = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "x": [-3], "y": [-3], "dw": [6],
+                                       "dh": [6]}, name="field")
+        f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.field, color_mapper=self.field_mapper,
+                alpha=0.45)
+        self.target = ColumnDataSource({"x": [], "y": []}, name="target")
+        f.scatter("x", "y", source=self.target, size=2, color=TARGET, alpha=0.35)
+        self.modes = ColumnDataSource({"x": [], "y": [], "r": []}, name="modes")
+        f.circle("x", "y", radius="r", source=self.modes, fill_alpha=0, line_color=TARGET, line_dash="dashed",
+                 line_alpha=0.8)
+        self.arrows = ColumnDataSource({"x0": [], "y0": [], "x1": [], "y1": []}, name="arrows")
+        f.segment("x0", "y0", "x1", "y1", source=self.arrows, color="#333333", line_width=1.2, alpha=0.8)
+        self.particles = ColumnDataSource({"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)},
+                                          name="particles")
+        f.scatter("x", "y", source=self.particles, size=4.5, color=PARTICLE, alpha=0.85)
+        self.particle_fig = f
+
+    def _series_figs(self):
+        self.series = ColumnDataSource({k: [] for k in ["t"] + [m for v in SERIES.values() for m, _, _ in v]},
+                                       name="series")
+        x_range = DataRange1d(range_padding=0.02)
+        self.series_figs = {}
+        for name, lines in SERIES.items():
+            kw = {"y_range": Range1d(0, 1.05)} if name == "modes" else {}
+            f = _fig(TITLES[name], width=330, height=210, x_range=x_range, **kw)
+            items = []
+            for key, legend, colour in lines:
+                r = f.line("t", key, source=self.series, color=colour, line_width=1.8)
+                items.append((legend, [r]))
+            f.add_layout(Legend(items=items, location="top_left", label_text_font_size="10px", padding=2,
+                                background_fill_alpha=0.6), "center")
+            f.legend.click_policy = "hide"
+            f.xaxis.axis_label = "step"
+            self.series_figs[name] = f
+
+    def _spectrum_fig(self):
+        f = _fig("Kernel spectrum Θ", width=540, height=260, y_axis_type="log")
+        self.spectrum = ColumnDataSource({"x": [], "top": [], "bottom": [], "label": []}, name="spectrum")
+        f.segment("x", "bottom", "x", "top", source=self.spectrum, color="#444444", line_width=2)
+        f.scatter("x", "top", source=self.spectrum, size=7, color="#444444")
+        f.add_layout(LabelSet(x="x", y="top", text="label", source=self.spectrum, x_offset=6, y_offset=-4,
+                              text_font_size="11px"))
+        self.collective = Span(dimension="width", line_color="#ff7f0e", line_dash="dashed", line_width=1.5)
+        self.relative = Span(dimension="width", line_color="#1f77b4", line_dash="dashed", line_width=1.5)
+        f.add_layout(self.collective)
+        f.add_layout(self.relative)
+        f.xaxis.axis_label = "eigenvalue index (orange: collective level, blue: relative level)"
+        self.spectrum_fig = f
+
+    def _images_fig(self):
+        f = _fig("Particles as images", width=260, height=260, x_range=Range1d(0, 1), y_range=Range1d(0, 1),
+                 tools="save")
+        self.images = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "dw": [1], "dh": [1]},
+                                       name="images")
+        f.image(image="image", x=0, y=0, dw="dw", dh="dh", source=self.images,
+                color_mapper=LinearColorMapper(palette="Greys256", low=1, high=0))
+        f.axis.visible = False
+        f.grid.visible = False
+        f.visible = False
+        self.images_fig = f
+
+    # ------------------------------------------------------------ per frame
+    def update(self, frame: Frame) -> None:
+        """Push one frame; call inside `pn.io.hold()` so it goes out as one message."""
+        sc = frame.scene
+        if sc.build != self.scene_build:
+            self.set_scene(sc)
+        if frame.epoch != self.epoch:
+            self.epoch = frame.epoch
+            self.series.data = {k: [] for k in self.series.data}
+            self.arrows.data = arrow_data(frame)
+        self.particles.data = particle_data(frame)
+        if frame.arrows is not None or len(self.arrows.data["x0"]):
+            self.arrows.data = arrow_data(frame)
+        if frame.field is not None:
+            data, lim = field_data(frame)
+            self.field.data = data
+            self.field_mapper.update(low=-lim, high=lim)
+        if frame.spectrum is not None:
+            self.set_spectrum(*frame.spectrum)
+        if frame.images is not None:
+            g = image_grid(frame.images)
+            self.images.data = {"image": [g], "dw": [1.0], "dh": [g.shape[0] / g.shape[1]]}
+        self.series.stream(series_row(frame), rollover=ROLLOVER)
+
+    def set_scene(self, sc: Scene) -> None:
+        self.scene_build = sc.build
+        x0, x1, y0, y1 = sc.extent
+        f = self.particle_fig
+        f.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        f.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+        f.title.text = sc.title + ("" if sc.dim <= 2 else " · shown in its two principal axes")
+        cols = scene_data(sc)
+        self.target.data = cols["target"]
+        self.modes.data = cols["modes"]
+        self.field.data = {"image": [np.zeros((2, 2), np.float32)], "x": [x0], "y": [y0], "dw": [x1 - x0],
+                           "dh": [y1 - y0]}
+        self.images_fig.visible = sc.image_shape is not None
+        self.spectrum.data = {"x": [], "top": [], "bottom": [], "label": []}
+
+    def set_spectrum(self, levels: np.ndarray, mult: np.ndarray) -> None:
+        d = spectrum_data(levels, mult)
+        self.spectrum.data = d["stems"]
+        ok = np.isfinite(d["collective"])
+        self.collective.update(location=d["collective"] if ok else None, visible=bool(ok))
+        rel = d["relative"]
+        self.relative.update(location=rel if np.isfinite(rel) else None, visible=bool(np.isfinite(rel)))
+        self.spectrum_fig.title.text = ("Kernel spectrum Θ" if len(levels) else
+                                        "Kernel spectrum Θ (not computed live for this N)")
+
+
+def draw_figure() -> tuple:
+    """A small canvas to click target points onto (Bokeh's PointDrawTool)."""
+    f = figure(title="Your own target", width=260, height=260, x_range=Range1d(-3, 3), y_range=Range1d(-3, 3),
+               tools="reset", toolbar_location="above", output_backend="canvas")
+    f.toolbar.logo = None
+    f.title.text_font_size = "12px"
+    src = ColumnDataSource({"x": [], "y": []}, name="drawn")
+    r = f.scatter("x", "y", source=src, size=8, color=TARGET)
+    tool = PointDrawTool(renderers=[r], add=True, drag=True)
+    f.add_tools(tool)
+    f.toolbar.active_tap = tool
+    return f, src

@@ -1,0 +1,205 @@
+"""One session's simulation, stepped in a daemon thread off the event loop.
+
+The thread alone touches the Simulation and its State; the session talks to it through a
+small command queue (load, reset, set_hyper, step) and reads back only the *latest* frame
+(a single-slot mailbox: frames the page had no time for are dropped, never queued).
+It runs `speed` steps, publishes a frame, and waits so that at most `fps` frames a second
+are made: `speed` sets how fast simulated time runs, independently of the frame rate.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+import weakref
+
+import torch
+
+from dynamics.engine import Simulation
+
+from . import frames
+from .recorder import Recorder
+
+log = logging.getLogger(__name__)
+LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()     # started and not yet stopped
+THREAD_PREFIX = "effgan-worker"
+FIELD_EVERY = 0.25        # s between refreshes of the discriminator field
+SPECTRUM_EVERY = 0.3      # s between recomputations of a changed kernel spectrum
+_ids = itertools.count(1)
+
+
+class Worker:
+    def __init__(self, fps: float = 30.0, speed: int = 10):
+        self.running = True
+        self.speed = speed
+        self.arrows = False
+        self.interval = 1.0 / fps
+        self.steps_done = 0               # steps taken by this worker, all runs (benchmarks)
+        self.hyper: dict[str, float] = {}  # live knobs as applied to the state
+        self.cfg: dict | None = None       # config of the simulation running now
+        self.error = ""                    # last unexpected failure, for the page
+        self.device = ""                   # where the simulation runs
+        self.record = Recorder()
+        self._cmds: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._latest: frames.Frame | None = None
+        self._sim: Simulation | None = None
+        self._state = None
+        self._scene = None
+        self._grid = None
+        self._epoch = 0
+        self._pending = 0
+        self._diverged = -1
+        self._spec_dirty = self._field_dirty = False
+        self._spec_time = self._field_time = 0.0
+        self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{next(_ids)}", daemon=True)
+
+    # ------------------------------------------------------------ called from the session
+    def start(self) -> "Worker":
+        LIVE.add(self)
+        self.thread.start()
+        return self
+
+    def load(self, sim: Simulation) -> None:
+        """Run a new simulation from its initial state (members from sim.cfg)."""
+        self._post("load", sim)
+
+    def reset(self, hyper: dict | None = None) -> None:
+        """Restart the current simulation, keeping the live knobs `hyper`."""
+        self._post("reset", hyper or {})
+
+    def set_hyper(self, changes: dict) -> None:
+        self._post("hyper", dict(changes))
+
+    def step(self, n: int = 1) -> None:
+        self._post("step", n)
+
+    def take(self) -> frames.Frame | None:
+        with self._lock:
+            f, self._latest = self._latest, None
+        return f
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+        LIVE.discard(self)
+
+    @property
+    def scene(self) -> frames.Scene | None:
+        return self._scene
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def _post(self, *cmd) -> None:
+        with self._lock:
+            self._cmds.append(cmd)
+        self._wake.set()
+
+    # ------------------------------------------------------------ the thread
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                n = 0
+                try:
+                    changed = self._apply_commands()
+                    n = self._pending or (self.speed if self.running and self._healthy() else 0)
+                    x_prev = self._advance(n) if n else None
+                    if n or changed:
+                        self._publish(x_prev)
+                except Exception as e:  # noqa: BLE001 - the session must outlive any failure
+                    log.exception("simulation worker failed")
+                    self.error = f"{type(e).__name__}: {e}"
+                    self.running, self._pending, n = False, 0, 0
+                wait = self.interval - (time.perf_counter() - t0) if n else 0.05
+                if wait > 0 and self._wake.wait(wait):
+                    self._wake.clear()
+        finally:
+            self._sim = self._state = self._grid = self._latest = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    def _healthy(self) -> bool:
+        return self._state is not None and self._diverged < 0
+
+    def _apply_commands(self) -> bool:
+        with self._lock:
+            cmds, self._cmds = list(self._cmds), collections.deque()
+        for name, arg in cmds:
+            if name == "load":
+                self._sim, self._scene = arg, None
+                self._start(self._sim.init())
+            elif name == "reset" and self._sim is not None:
+                self._start(self._sim.init([arg]) if arg else self._sim.init())
+            elif name == "hyper" and self._state is not None:
+                self._state = self._sim.set_hyper(self._state, arg)
+                self._spec_dirty = True
+                self._note_hyper()
+            elif name == "step":
+                self._pending += arg
+        return bool(cmds)
+
+    def _start(self, state) -> None:
+        sim = self._sim
+        self._state, self._pending, self._diverged = state, 0, -1
+        self._epoch += 1
+        if self._scene is None:
+            self._scene = frames.make_scene(sim, self._epoch)
+            self._grid = frames.field_points(self._scene, sim.device, sim.dtype)
+        self._spec_dirty = self._field_dirty = True
+        self.cfg, self.device = sim.cfg, str(sim.device)
+        self._note_hyper()
+        self.record.clear()
+        self.record.cfg = dict(sim.cfg)
+
+    def _note_hyper(self) -> None:
+        self.hyper = {k: float(v[0]) for k, v in self._state.hyper.items()}
+
+    def _advance(self, n: int):
+        sim, s, rec = self._sim, self._state, self.record
+        x_prev = s.x
+        for i in range(n):
+            if i and self._cmds:
+                break                              # a knob moved: apply it now, not after n steps
+            x_prev = s.x
+            s = sim.step(s)
+            self.steps_done += 1
+            if self._pending:
+                self._pending -= 1
+            if rec.wants_snapshot(s.t):
+                rec.add_snapshot(s.t, s.x[0].detach().float().cpu().numpy())
+        self._state = s
+        self._field_dirty = True
+        return x_prev
+
+    def _publish(self, x_prev) -> None:
+        if self._state is None:
+            return
+        now = time.perf_counter()
+        paused = not self.running
+        want_field = self._field_dirty and (paused or now - self._field_time >= FIELD_EVERY)
+        want_spec = self._spec_dirty and now - self._spec_time >= SPECTRUM_EVERY
+        f = frames.make_frame(self._sim, self._state, self._scene, self._epoch, x_prev,
+                              field_grid=self._grid if want_field else None, arrows=self.arrows,
+                              with_spectrum=want_spec)
+        if want_field:
+            self._field_dirty, self._field_time = False, now
+        if want_spec:
+            self._spec_dirty, self._spec_time = False, now
+        self._diverged = f.diverged_step
+        self.record.diverged_step = f.diverged_step
+        self.record.add_row(f.t, f.metrics)
+        with self._lock:
+            prev, self._latest = self._latest, f
+            if prev is not None:                   # keep the slow parts a dropped frame carried
+                self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum")
+                                                         if getattr(f, k) is None and getattr(prev, k) is not None})

@@ -1,0 +1,84 @@
+"""Engine speed against a plain autograd implementation of the same step, in one run.
+
+  python -m benchmarks.engine [--threads T] [--seconds S]
+
+ring8, ReLU critic H = 128, ipm + gp0, float32, two_number kernel:
+  * B = 1,  N = M = 256: steps/s of the engine and of the plain step;
+  * B = 64, N = M = 64:  simulation-steps/s of one batched engine run, of a loop of 64
+    single engine runs, and of the plain step run one simulation at a time.
+Ratios are measured in this run; absolute numbers hold for the machine printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import torch
+
+from dynamics.engine import build
+
+from .baseline import PlainSim
+
+
+def rate(step, seconds: float, warm: int = 20) -> float:
+    """Calls of step() per second, over at least `seconds`."""
+    for _ in range(warm):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for _ in range(20):
+            step()
+        n += 20
+        dt = time.perf_counter() - t0
+        if dt > seconds:
+            return n / dt
+
+
+def engine_stepper(cfg, B):
+    sim = build(cfg)
+    box = [sim.init([{"seed": s} for s in range(B)])]
+
+    def step():
+        box[0] = sim.step(box[0])
+    return step
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = {"particles": 256, "disc.width": 128, "reg.kind": "gp0", "dtype": "float32", "device": "cpu"}
+    print(f"machine: {machine()}")
+
+    e1 = rate(engine_stepper(base, 1), args.seconds)
+    p1 = rate(PlainSim(N=256, M=256).step, args.seconds)
+    print(f"B=1,  N=M=256: engine {e1:9.0f} steps/s   plain autograd {p1:8.0f} steps/s   ratio {e1 / p1:5.1f}x"
+          f"   (target >= 2,000 steps/s)")
+
+    small = {**base, "particles": 64}
+    e64 = 64 * rate(engine_stepper(small, 64), args.seconds)
+    loop = rate(engine_stepper(small, 1), args.seconds)          # a loop of single runs: one at a time
+    p64 = rate(PlainSim(N=64, M=64).step, args.seconds)
+    print(f"B=64, N=M=64:  engine batched {e64:9.0f} sim-steps/s   loop of single engine runs {loop:8.0f}"
+          f"   plain autograd {p64:8.0f}")
+    print(f"               batched / loop of singles {e64 / loop:5.1f}x   batched / plain {e64 / p64:5.1f}x"
+          f"   (targets >= 20,000 sim-steps/s, >= 10x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Sweep results on disk: a Zarr store written chunk by chunk, and the Dataset read back.
+
+`create` writes a template (coordinates, attrs, empty arrays whose Zarr chunks are the plan's
+chunks); `write_chunk` fills one chunk's region and then marks its points in `done`, so a
+killed sweep leaves finished chunks complete and `done_chunks` finds them on resume.
+Layout: dims = the axes (struct first, then hyper) + seed, plus step (time series) and eig
+(kernel spectrum); final metrics are `final_<name>`, series `<name>`.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..knobs import KNOBS, ConfigError
+from ..results import versions as engine_versions
+from ..run import record_steps
+from .plan import Plan
+from .spec import Spec, available_metrics
+from .task import Wants
+
+STORE = "results.zarr"
+NETCDF = "results.nc"
+ZARR = {"consolidated": False}
+
+
+def versions() -> dict[str, str]:
+    import dask
+    import distributed
+    import zarr
+    return {**engine_versions(), "zarr": zarr.__version__, "dask": dask.__version__,
+            "distributed": distributed.__version__}
+
+
+def prepare_out(out: Path) -> Path:
+    """Make the output folder, or fail with one line if it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--out: cannot write {out} ({e.strerror or type(e).__name__}); allowed a writable "
+                          "folder") from None
+    return out
+
+
+def create(path: Path, spec: Spec, plan: Plan, wants: Wants, device: str) -> None:
+    import dask.array as da
+    final_kinds, series_kinds = available_metrics()
+    fdtype = np.dtype(spec.config["dtype"])
+    chunks = plan.chunk_shape
+    steps = np.asarray(record_steps(spec.config["steps"], spec.config["record.every"]))
+
+    def dtype(kind):
+        return {"f": fdtype, "b": np.dtype(bool)}.get(kind, np.dtype(np.int64))
+
+    def empty(dt, extra=()):
+        fill = np.nan if dt.kind == "f" else (False if dt.kind == "b" else -1)
+        return da.full(plan.shape + extra, fill, dtype=dt, chunks=chunks + extra)
+
+    data = {f"final_{m}": (plan.dims, empty(dtype(final_kinds[m]))) for m in wants.metrics if m != "spectrum"}
+    for m in wants.series:
+        data[m] = (plan.dims + ("step",), empty(dtype(series_kinds[m]), (len(steps),)))
+    if wants.spectrum:
+        data["spectrum"] = (plan.dims + ("eig",), empty(np.dtype(np.float64), (wants.eig,)))
+        data["spectrum_multiplicity"] = (plan.dims + ("eig",), empty(np.dtype(np.int64), (wants.eig,)))
+    data["done"] = (plan.dims, empty(np.dtype(bool)))
+    coords = {}
+    for a in spec.axes:
+        vals = np.asarray(a.values, dtype=object) if isinstance(a.values[0], str) else np.asarray(a.values)
+        k = KNOBS[a.key]
+        coords[a.key] = (a.key, vals, {"scale": a.scale, "role": a.role, "doc": k.doc, "label": k.label or a.key})
+    coords["seed"] = ("seed", np.asarray(spec.seeds))
+    if wants.series:
+        coords["step"] = ("step", steps)
+    if wants.spectrum:
+        coords["eig"] = ("eig", np.arange(wants.eig))
+    attrs = {
+        "name": spec.name, "doc": spec.doc, "quick": int(spec.quick),
+        "config": json.dumps(spec.config, sort_keys=True), "spec": spec.source, "fingerprint": spec.fingerprint(),
+        "axes": json.dumps([{"key": a.key, "scale": a.scale, "role": a.role} for a in spec.axes]),
+        "metrics": json.dumps(list(wants.metrics)), "series": json.dumps(list(wants.series)),
+        "plan": json.dumps({"chunk": plan.chunk, "chunk_shape": list(plan.chunk_shape), "chunks": len(plan.chunks),
+                            "groups": plan.groups, "points": plan.points}),
+        "versions": json.dumps(versions()), "device": device,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j",
+    }
+    xr.Dataset(data, coords=coords, attrs=attrs).to_zarr(path, mode="w-", compute=False, **ZARR)
+
+
+def stored_attrs(path: Path) -> dict:
+    return dict(xr.open_zarr(path, **ZARR).attrs)
+
+
+def write_chunk(path: Path, plan: Plan, chunk, result: dict) -> None:
+    """Region-write one chunk's arrays, then its `done` flags (last, so done implies data)."""
+    region = {d: slice(a, b) for d, (a, b) in zip(plan.dims, chunk.region)}
+    data = {}
+    for name, arr in result.items():
+        if name == "seconds":
+            continue
+        extra = {"spectrum": ("eig",), "spectrum_multiplicity": ("eig",)}.get(
+            name, () if name.startswith("final_") else ("step",))
+        data[name] = (plan.dims + extra, arr)
+    xr.Dataset(data).to_zarr(path, region=region, mode="r+", **ZARR)
+    xr.Dataset({"done": (plan.dims, np.ones(chunk.shape, bool))}).to_zarr(path, region=region, mode="r+", **ZARR)
+
+
+def done_chunks(path: Path, plan: Plan) -> set[int]:
+    done = xr.open_zarr(path, **ZARR)["done"].values
+    return {c.index for c in plan.chunks if done[tuple(slice(a, b) for a, b in c.region)].all()}
+
+
+def resolve_results(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir() and (p / STORE).is_dir():
+        return p / STORE
+    if p.suffix == ".zarr" and p.is_dir():
+        return p
+    if p.suffix == ".nc" and p.is_file():
+        return p
+    raise ConfigError(f"RESULTS: {p} is not sweep results; allowed a sweep folder (holding {STORE}), a .zarr "
+                      "store or a .nc file")
+
+
+def open_results(path: str | Path, mask: bool = True) -> xr.Dataset:
+    """The sweep Dataset in memory, dims in spec order (axes, seed, step/eig); points not yet
+    computed are NaN when `mask`."""
+    p = resolve_results(path)
+    try:
+        ds = (xr.open_zarr(p, **ZARR) if p.suffix == ".zarr" else xr.open_dataset(p, engine="h5netcdf")).load()
+    except Exception as e:  # noqa: BLE001 - any read failure is a user-facing one-liner
+        raise ConfigError(f"RESULTS: cannot read {p} ({type(e).__name__}); allowed results written by "
+                          "effgan sweep or effgan run") from None
+    for name in list(ds.coords):
+        if ds[name].dtype.kind in "OT":             # StringDType/object -> plain str for plotting
+            ds = ds.assign_coords({name: ds[name].astype(str)})
+    if "axes" in ds.attrs:
+        order = [a["key"] for a in json.loads(ds.attrs["axes"])] + ["seed"]
+        ds = ds.transpose(*order, ...)
+    if mask and "done" in ds and not bool(ds["done"].all()):
+        done = ds["done"]
+        ds = ds.assign({v: ds[v].where(done) for v in ds.data_vars if v != "done" and set(done.dims) <= set(ds[v].dims)})
+    return ds
+
+
+def export_netcdf(store: Path, path: Path) -> None:
+    from ..results import write_netcdf
+    write_netcdf(open_results(store, mask=False), path)
+
+
+def log_line(out: Path, text: str) -> None:
+    """Append one line to the sweep's log (opened per line: a killed run keeps all lines)."""
+    with open(out / "chunks.log", "a") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,57 @@
+"""The unit of work: one chunk run as one batch. A plain function of picklable arguments, so
+the same call runs in-process, in a worker process or on a Dask worker."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .plan import Chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class Wants:
+    """What to keep of a run: final metrics, time series, and the kernel spectrum padded to
+    `eig` levels (NaN where a group has fewer)."""
+    metrics: tuple[str, ...]
+    series: tuple[str, ...]
+    spectrum: bool = False
+    eig: int = 0
+
+
+def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[str, np.ndarray]:
+    """Simulate the chunk's members as one batch -> arrays of shape chunk.shape (+ (T,) / (eig,)).
+
+    Also returns `seconds` (wall time of the batch) for the log.
+    """
+    import torch
+
+    from ..engine import build
+    from ..run import simulate
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    sim = build(chunk.cfg)
+    h = simulate(chunk.cfg, list(chunk.members), sim=sim, keep_state=wants.spectrum)
+    shape = chunk.shape
+    out = {f"final_{m}": np.asarray(h.final[m]).reshape(shape) for m in wants.metrics if m != "spectrum"}
+    for m in wants.series:
+        out[m] = np.asarray(h.series[m]).reshape(shape + (-1,))
+    if wants.spectrum:
+        levels, mult = (t.detach().cpu().numpy() for t in sim.kernel.spectrum(h.state.kernel, h.state.hyper))
+        k = levels.shape[1]
+        pad = wants.eig - k
+        out["spectrum"] = np.pad(levels.astype(np.float64), ((0, 0), (0, pad)),
+                                 constant_values=np.nan).reshape(shape + (-1,))
+        out["spectrum_multiplicity"] = np.pad(mult.astype(np.int64), ((0, 0), (0, pad))).reshape(shape + (-1,))
+    out["seconds"] = np.float64(time.perf_counter() - t0)
+    return out
+
+
+def spectrum_size(cfg: dict) -> int:
+    """Number of spectrum levels a group's kernel reports (one throw-away member)."""
+    from ..engine import build
+    sim = build(cfg)
+    s = sim.init([{}])
+    return int(sim.kernel.spectrum(s.kernel, s.hyper)[0].shape[1])

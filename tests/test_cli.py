@@ -1,0 +1,87 @@
+"""`effgan run` / `effgan presets`: JSON output, netCDF output, one-line errors with exit code 2."""
+import json
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+from dynamics.cli import main
+
+
+def test_run_json_has_config_and_final_metrics(capsys):
+    assert main(["run", "--steps", "60", "--set", "kernel.ratio=0.3", "--seed", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["kernel.ratio"] == 0.3 and out["config"]["seed"] == 4 and out["config"]["steps"] == 60
+    m = out["metrics"]
+    for k in ("modes_covered", "modes_total", "high_quality_fraction", "mode_entropy", "spread", "diverged",
+              "diverged_step"):
+        assert k in m
+    assert m["modes_total"] == 8 and m["diverged"] is False and m["diverged_step"] == -1
+
+
+def test_run_same_seed_is_reproducible(capsys):
+    outs = []
+    for _ in range(2):
+        main(["run", "--steps", "40", "--json"])
+        outs.append(json.loads(capsys.readouterr().out)["metrics"])
+    assert outs[0] == outs[1]
+
+
+def test_run_writes_netcdf_with_series_snapshots_and_config(tmp_path, capsys):
+    path = tmp_path / "run.nc"
+    assert main(["run", "--preset", "collapse", "--steps", "100", "--seeds", "1,2", "--out", str(path)]) == 0
+    ds = xr.open_dataset(path)
+    assert ds.sizes["member"] == 2 and ds.sizes["step"] == 11
+    assert ds["positions"].dims == ("member", "snapshot", "particle", "axis") and ds.sizes["particle"] == 64
+    assert json.loads(ds.attrs["config"])["kernel.ratio"] == 0.9
+    assert ds["seed"].values.tolist() == [1, 2]
+    assert float(ds["spread"].isel(step=0).mean()) < float(ds["spread"].isel(step=-1).mean()) + 10
+    assert "torch" in json.loads(ds.attrs["versions"])
+
+
+def test_diverging_run_is_reported_not_crashed(capsys):
+    assert main(["run", "--steps", "200", "--set", "lr.gen=5000", "--set", "lr.disc=50",
+                 "--set", "reg.kind=none", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert m["diverged"] is True and m["diverged_step"] >= 1
+
+
+def test_presets_lists_the_defaults(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ring8 (default)", "collapse", "damping", "digits", "sigmoid"):
+        assert name in out
+
+
+@pytest.mark.parametrize("args,first", [
+    (["run", "--set", "kernel.ratio=1.5"], "kernel.ratio: 1.5 is out of range; allowed numbers in [0, 1]"),
+    (["run", "--set", "nonsense=1"], "nonsense: unknown key; allowed keys: particles"),
+    (["run", "--set", "particles=many"], "particles: 'many' is not an integer"),
+    (["run", "--set", "kernel.ratio"], "--set: 'kernel.ratio' is not KEY=VALUE"),
+    (["run", "--preset", "nope"], "--preset: unknown preset 'nope'; allowed"),
+    (["run", "--seeds", "1,x"], "--seeds: '1,x' is not a comma-separated list of integers"),
+    (["run", "--steps", "-3"], "steps: -3 is out of range; allowed integers in [0, 100000000]"),
+    (["run", "--device", "tpu"], "device: tpu is not allowed; allowed one of auto, cpu, cuda"),
+    (["run", "--out", "x.txt"], "--out: 'x.txt' does not end in .nc"),
+    (["run", "--out", "/nonexistent-dir/x.nc", "--steps", "1"], "--out: folder /nonexistent-dir does not exist"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_input_exits_2_with_one_line(args, first):
+    p = subprocess.run([sys.executable, "-m", "dynamics.cli", *args], capture_output=True, text=True)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and first in lines[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("content,first", [("{", "is not valid JSON (line 1"), ("[1]", "holds a list"),
+                                           ('{"kernel.ratio": 7}', "kernel.ratio: 7 is out of range"),
+                                           ('{"kernal.ratio": 0.1}', "kernal.ratio: unknown key in")])
+def test_malformed_config_file_exits_2(tmp_path, content, first):
+    f = tmp_path / "c.json"
+    f.write_text(content)
+    p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(f)], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and first in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

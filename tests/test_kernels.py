@@ -1,0 +1,140 @@
+"""Generator kernels: exact spectra, rigid motion, the ReLU NTK against a finite network."""
+import math
+
+import pytest
+import torch
+
+from dynamics import rng
+from dynamics.engine import build
+from dynamics.kernels import KERNELS, empirical_ntk, relu_ntk, sphere_codes, two_number_levels, two_number_move
+from dynamics.knobs import resolve
+
+f64 = torch.float64
+
+
+def dense_two_number(N, g1, g2):
+    return (g1 - g2) * torch.eye(N, dtype=f64) + g2 * torch.ones(N, N, dtype=f64)
+
+
+def test_two_number_spectrum_is_exactly_two_levels():
+    """Research check 1: N = 100, g1 = 1, g2 = 0.3 -> 30.7 (×1) and 0.7 (×99)."""
+    levels, mult = two_number_levels(100, torch.tensor([1.0], dtype=f64), torch.tensor([0.3], dtype=f64))
+    torch.testing.assert_close(levels[0], torch.tensor([30.7, 0.7], dtype=f64))
+    assert mult[0].tolist() == [1, 99]
+    ev = torch.linalg.eigvalsh(dense_two_number(100, 1.0, 0.3))
+    torch.testing.assert_close(ev[-1], torch.tensor(30.7, dtype=f64))
+    torch.testing.assert_close(ev[:-1], torch.full((99,), 0.7, dtype=f64))
+
+
+def test_two_number_move_equals_dense_matrix():
+    g = torch.Generator().manual_seed(0)
+    x, F = torch.randn(2, 9, 3, generator=g, dtype=f64), torch.randn(2, 9, 3, generator=g, dtype=f64)
+    g1, r, step = torch.tensor([1.0, 2.0], dtype=f64), torch.tensor([0.3, 0.8], dtype=f64), torch.tensor([0.1, 0.2],
+                                                                                                            dtype=f64)
+    out = two_number_move(x, F, step, g1, r)
+    for b in range(2):
+        theta = dense_two_number(9, float(g1[b]), float(r[b] * g1[b]))
+        torch.testing.assert_close(out[b], x[b] + step[b] * theta @ F[b])
+
+
+def _pairwise(x):
+    return torch.cdist(x, x)
+
+
+@pytest.mark.parametrize("disc", [{"disc.activation": "relu"}, {"disc.activation": "sigmoid"},
+                                  {"disc.kind": "linear"}, {"disc.activation": "tanh", "loss": "ns"}])
+def test_rigid_cloud_at_r_equal_one(disc):
+    """Research check 3: at g2 = g1 relative coordinates never change, whatever the critic."""
+    sim = build({**disc, "kernel.ratio": 1.0, "dtype": "float64", "particles": 16})
+    s = sim.init()
+    d0 = _pairwise(s.x)
+    X0 = s.x.mean(1)
+    for _ in range(200):
+        s = sim.step(s)
+    torch.testing.assert_close(_pairwise(s.x), d0, rtol=0, atol=1e-12)
+    assert float((s.x.mean(1) - X0).norm()) > 1e-3          # ... while the cloud as a whole moved
+
+
+def test_independent_particles_at_r_zero():
+    """g2 = 0: each particle moves by (η_G g1 / N) F_i, blind to the others."""
+    sim = build({"kernel.ratio": 0.0, "dtype": "float64", "particles": 8, "update": "simultaneous"})
+    s = sim.init()
+    D, g = sim.disc.value_and_grad(s.disc, s.x)
+    s1 = sim.step(s)
+    torch.testing.assert_close(s1.x - s.x, 0.1 / 8 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_linear_critic_translates_the_cloud_at_the_collective_rate():
+    """Research check 2: a constant force moves only the centre of mass, at η_G(g1+(N−1)g2)/N·|ψ|."""
+    N, r = 10, 0.4
+    sim = build({"disc.kind": "linear", "kernel.ratio": r, "dtype": "float64", "particles": N,
+                 "update": "simultaneous", "target.kind": "point"})
+    s = sim.init()
+    s = s.replace(disc={"psi": torch.tensor([[0.3, -0.2]], dtype=f64), "c": torch.zeros(1, dtype=f64)})
+    s1 = sim.step(s)
+    torch.testing.assert_close(_pairwise(s1.x), _pairwise(s.x), rtol=0, atol=1e-13)
+    expect = 0.1 * (1 + (N - 1) * r) / N * torch.tensor([0.3, -0.2], dtype=f64)
+    torch.testing.assert_close((s1.x - s.x)[0], expect.expand(N, 2))
+
+
+def test_relu_ntk_ratios():
+    """Research check 4: g2/g1 = 1/(2π) for one hidden layer without bias, ≈ 0.229 for two."""
+    zero, one = torch.zeros((), dtype=f64), torch.ones((), dtype=f64)
+    assert float(relu_ntk(zero, 1) / relu_ntk(one, 1)) == pytest.approx(1 / (2 * math.pi), rel=1e-12)
+    assert float(relu_ntk(zero, 2) / relu_ntk(one, 2)) == pytest.approx(0.2286, abs=5e-4)
+    deeper = [float(relu_ntk(zero, L) / relu_ntk(one, L)) for L in (1, 2, 3, 4)]
+    assert deeper == sorted(deeper)                                 # depth raises g2/g1
+    assert float(relu_ntk(zero, 1, 0.5) / relu_ntk(one, 1, 0.5)) > deeper[0]   # and so does bias
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_relu_ntk_matches_empirical_ntk_of_a_wide_network(depth):
+    cfg = resolve({"kernel.kind": "network", "kernel.depth": depth, "kernel.net_width": 2048,
+                   "kernel.latent_dim": 3, "particles": 6})
+    gens = rng.generators([0])
+    x0 = 0.1 * rng.stacked_normal(gens, (6, 2), f64, "cpu")
+    kern = KERNELS["network"](cfg)
+    _, ks = kern.init(x0, gens, {"kernel.g1": torch.ones(1, dtype=f64)})
+    emp = empirical_ntk(ks["params"], ks["z"], depth, 0.0)[0]
+    z = ks["z"][0]
+    ana = relu_ntk((z @ z.T).clamp(-1, 1), depth)
+    emp = emp / emp.diagonal().mean()
+    ana = ana / ana.diagonal().mean()
+    # finite-width fluctuations shrink like 1/sqrt(width): a few per cent at 2048
+    assert float((emp - ana).norm() / ana.norm()) < 0.05
+
+
+def test_network_kernel_is_normalised_to_g1():
+    sim = build({"kernel.kind": "network", "kernel.net_width": 256, "particles": 8, "dtype": "float64"})
+    s = sim.init()
+    theta = sim.kernel.matrix(s.kernel, s.hyper)[0]
+    assert float(theta.diagonal().mean()) == pytest.approx(1.0, rel=0.2)
+    s2 = sim.step(s)
+    assert float((s2.x - s.x).abs().max()) > 0                       # a real network moved
+
+
+def test_relu_ntk_universality_offdiagonal_spread_shrinks_like_one_over_sqrt_dz():
+    """Off-diagonal std of the realistic kernel (N = 64, one layer): 0.126 at d_z = 16, 0.016 at 1024."""
+    stds = {}
+    for dz in (16, 1024):
+        z = sphere_codes(rng.generators([0, 1, 2]), 64, dz, f64, "cpu")
+        th = relu_ntk(torch.bmm(z, z.transpose(1, 2)).clamp(-1, 1), 1) / float(relu_ntk(torch.ones((), dtype=f64), 1))
+        off = th[:, ~torch.eye(64, dtype=torch.bool)]
+        stds[dz] = float(off.std(1).mean())
+        assert float(off.mean()) == pytest.approx(1 / (2 * math.pi), abs=0.02 + 0.1 / math.sqrt(dz))
+    assert stds[16] == pytest.approx(0.126, rel=0.2)
+    assert stds[1024] == pytest.approx(0.016, rel=0.2)
+
+
+def test_dense_spectrum_and_rbf_width():
+    sim = build({"kernel.kind": "rbf", "particles": 12, "dtype": "float64"})
+    s = sim.init([{"kernel.width": 0.3}, {"kernel.width": 30.0}])
+    levels, _ = sim.kernel.spectrum(s.kernel, s.hyper)
+    theta = sim.kernel.matrix(s.kernel, s.hyper)
+    torch.testing.assert_close(levels, torch.linalg.eigvalsh(theta).flip(-1))
+    # a wide kernel is nearly rigid: one collective level ≈ N, the rest ≈ 0
+    assert float(levels[1, 0]) == pytest.approx(12.0, rel=0.01)
+    assert float(levels[1, 1:].abs().max()) < 0.05
+    assert float(levels[0, 0]) < 6                                   # a narrow one couples weakly
+    s2 = sim.set_hyper(s, {"kernel.width": 30.0})                    # live retune rebuilds Θ
+    torch.testing.assert_close(sim.kernel.matrix(s2.kernel, s2.hyper)[0], theta[1], rtol=1e-6, atol=1e-6)
