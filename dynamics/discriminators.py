@@ -37,10 +37,18 @@ class Batch:
 
 @dataclasses.dataclass(frozen=True)
 class Discriminator:
+    """`force`, when given, replaces gen_weight(D)·∇D for critics whose pull on a particle
+    depends on the real batch too (kernel MMD, conditional transport):
+    force(params, x, real, hyper) -> (loss_g (B,), F (B, N, d)).
+    `update`, when given, replaces ascent + optimiser for critics that are not trained by
+    gradient ascent (a projected neuron search, a fixed kernel):
+    update(params, batch, hyper) -> (params, J (B,))."""
     init: Callable[..., Params]
     value: Callable[[Params, Tensor], Tensor]
     value_and_grad: Callable[[Params, Tensor], tuple[Tensor, Tensor]]
     ascent: Callable[..., tuple[Params, Tensor]]
+    force: Callable[..., tuple[Tensor, Tensor]] | None = None
+    update: Callable[..., tuple[Params, Tensor]] | None = None
 
 
 DISCRIMINATORS: Registry[Callable[[dict], Discriminator]] = Registry("disc.kind")
@@ -226,3 +234,6 @@ def linear(cfg) -> Discriminator:
     return Discriminator(init, _linear_value,
                          lambda p, x: (_linear_value(p, x), p["psi"].unsqueeze(1).expand_as(x)),
                          _linear_ascent)
+
+
+from . import critics  # noqa: E402,F401  (registers the companion papers' critics)

@@ -110,6 +110,20 @@ def _b(t: Tensor, like: Tensor) -> Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
+def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
+    """(B, N, d) starting particles: init.std · N(0, I) shifted by init.shift along the first
+    axis, or (init.kind = pair) a draw from the sphere pair's negative half μ."""
+    if cfg["init.kind"] == "pair":
+        if cfg["target.kind"] != "sphere_pair":
+            raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian otherwise")
+        from .companion.spheres import sample_sphere_pair
+        return torch.stack([sample_sphere_pair(N, d, cfg["target.sphere_k"], -1, g, dtype=torch.float64)
+                            for g in gens]).to(device=device, dtype=dtype)
+    x0 = cfg["init.std"] * rng.stacked_normal(gens, (N, d), dtype, device)
+    x0[..., 0] += cfg["init.shift"]
+    return x0
+
+
 def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     """Set up once for a config; members of a batch may differ in seed and hyper knobs.
 
@@ -148,8 +162,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         B = len(members)
         gens = rng.generators(seeds)
         hyper = {k: hyper_tensor(members, k) for k in hkeys}
-        x0 = cfg["init.std"] * rng.stacked_normal(gens, (N, d), dtype, device)
-        x0[..., 0] += cfg["init.shift"]
+        x0 = initial_cloud(cfg, gens, N, d, dtype, device)
         params = disc.init(gens, d, dtype, device)
         x, kstate = kernel.init(x0, gens, hyper)
         opt = {} if cfg["disc.optimizer"] == "sgd" else {
@@ -162,14 +175,16 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
                      alive=torch.ones(B, dtype=torch.bool, device=device),
                      diverged_step=torch.full((B,), -1, dtype=torch.int64, device=device), loss_d=z, loss_g=z)
 
-    def forces(params, x):
+    def forces(params, x, real, h):
+        """(loss_g (B,), F (B, N, d)): the generator loss and the force on every particle."""
+        if disc.force is not None:
+            return disc.force(params, x, real, h)
         D, g = disc.value_and_grad(params, x)
-        return D, loss.gen_weight(D).unsqueeze(-1) * g
+        return loss.h(D).mean(1), loss.gen_weight(D).unsqueeze(-1) * g
 
     def step(s: State) -> State:
         h, x, p, opt = s.hyper, s.x, s.disc, s.opt
-        J = None
-        D_x = F = None
+        J = loss_g = F = real = None
         for sub in range(n_disc):
             counter = s.t * n_disc + sub
             real = target.sample(s.key, counter, M)                               # (B, M, d)
@@ -178,13 +193,16 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
                 eps = rng.uniform(s.key, counter, STREAM_MIX, (N, 1), dtype)
                 mix = eps * real[:, mix_index] + (1 - eps) * x
             if simultaneous and sub == 0:
-                D_x, F = forces(p, x)
-            grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
-            p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
+                loss_g, F = forces(p, x, real, h)
+            if disc.update is not None:
+                p, J = disc.update(p, Batch(real, x, mix), h)
+            else:
+                grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
+                p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
         if not simultaneous:
-            D_x, F = forces(p, x)
+            loss_g, F = forces(p, x, real, h)
         x_new, kstate = kernel.move(s.kernel, x, F, h["lr.gen"] / N, h)
-        new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss.h(D_x).mean(1))
+        new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss_g)
         # NaN fails the comparison; J is non-finite when any critic parameter is
         ok = (x_new.abs().amax((1, 2)) < limit) & torch.isfinite(J)
         if check_host and bool((ok & s.alive).all()):

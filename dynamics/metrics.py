@@ -46,6 +46,19 @@ def coverage(x: Tensor, target: Target) -> dict[str, Tensor]:
             "mode_kl": math.log(K) - H}
 
 
+def center_kl(x: Tensor, target: Target) -> Tensor:
+    """(B,) the authors' MNIST collapse score: assign each particle to its nearest target point by
+    cosine distance, p = histogram over the K points, KL(p‖uniform) = log K + Σ p log(p + 1e-8).
+    0: one particle per point; log K: every particle on one point."""
+    c = target.centers / target.centers.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    xn = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    idx = (xn @ c.T).argmax(-1)                                               # (B, N)
+    K = c.shape[0]
+    p = torch.zeros(x.shape[0], K, dtype=x.dtype, device=x.device).scatter_add_(1, idx, torch.ones_like(idx, dtype=x.dtype))
+    p = p / x.shape[1]
+    return math.log(K) + (p * torch.log(p + 1e-8)).sum(1)
+
+
 def spread(x: Tensor) -> Tensor:
     """(B,) relative spread S = ⟨|x_i − X|²⟩^{1/2}: small in the collapsed phase."""
     return (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(1).sqrt()
@@ -69,6 +82,8 @@ def cheap(x: Tensor, target: Target, x_prev: Tensor | None = None) -> dict[str, 
     out["spread"] = spread(x)
     out["spread_rel"] = out["spread"] / target.scale
     out["com_distance"], out["com_mode"] = com_distance(x, target)
+    if target.kind in ("digits", "file") and target.centers.shape[0] <= 5000:
+        out["center_kl"] = center_kl(x, target)
     if x_prev is not None:
         out["speed_collective"], out["speed_relative"] = speeds(x_prev, x)
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ class Target:
     quality: float
     scale: float
     image_shape: tuple[int, int] | None = None
+    sampler: Callable | None = None       # (key, counter, m) -> (B, m, d) for non-mixture targets
 
     @property
     def dim(self) -> int:
@@ -52,6 +54,8 @@ class Target:
         """(B, m, d) fresh real samples for members with keys `(B,)` at an integer counter.
 
         One hash pass gives both the component index and the Gaussian noise."""
+        if self.sampler is not None:
+            return self.sampler(key, counter, m).to(self.centers)
         K, d = self.centers.shape
         B = key.shape[0]
         noisy = self.std > 0
@@ -204,6 +208,30 @@ def digits(cfg) -> Target:
     from sklearn.datasets import load_digits
     d = load_digits()
     return _point_set("digits", d.data / 16.0, cfg, labels=d.target, image_shape=(8, 8))
+
+
+def member_generators(key: torch.Tensor, counter: int) -> list[torch.Generator]:
+    """One torch.Generator per member seeded from (key, counter): for samplers that need torch's
+    own distributions; still a pure function of the state."""
+    h = rng.bits(key, counter, 13, 2)
+    return [torch.Generator().manual_seed(int(a) << 32 | int(b)) for a, b in h.tolist()]
+
+
+@TARGETS.register("sphere_pair")
+def sphere_pair(cfg) -> Target:
+    """ν ∝ (P_{k,d}(x_d))_+ on S^(d−1) (Domingo-Enrich & Mroueh), drawn exactly by inverse CDF.
+
+    Its partner μ ∝ (−P_{k,d})_+ is where `init.kind = pair` starts the particles: ν − μ is a
+    pure degree-k spherical harmonic, which fixed-kernel critics can barely see."""
+    from .companion.spheres import sample_sphere_pair
+    d, k = cfg["target.sphere_dim"], cfg["target.sphere_k"]
+
+    def sampler(key, counter, m):
+        return torch.stack([sample_sphere_pair(m, d, k, +1, g, dtype=torch.float64)
+                            for g in member_generators(key, counter)])
+    e = torch.zeros(1, d, dtype=torch.float64)
+    e[0, -1] = 1.0
+    return Target("sphere_pair", e, torch.zeros(1, dtype=torch.int64), 1, 0.0, 0.5, 0.25, 1.0, sampler=sampler)
 
 
 def points_target(pts, cfg) -> Target:

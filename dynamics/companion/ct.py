@@ -67,7 +67,7 @@ def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float) 
 
 
 def ct_particle_flow(y: torch.Tensor, data_fn: Callable[[], torch.Tensor], steps: int, *,
-                     beta: float = 4.0, rho: float = 0.5, step_size: float = 0.05,
+                     beta: float = 4.0, rho: float = 0.5, step_size: float = 0.02,
                      max_step: float = 0.05) -> torch.Tensor:
     """Free particles descending the CT loss against fresh data batches (no networks).
 

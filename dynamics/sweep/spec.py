@@ -220,8 +220,7 @@ def _range(field, scale, arg, kind, allowed) -> list:
         vals = np.linspace(start, stop, num)
     if kind is int:
         return [int(round(v)) for v in vals]
-    # float(repr) round-trip: 0.30000000000000004 from linspace stays as computed, no string games
-    return [float(v) for v in vals]
+    return [float(f"{v:.12g}") for v in vals]     # 0.05, not linspace's 0.049999999999999996
 
 
 def _coerce(knob, v, field):

@@ -21,7 +21,7 @@ from ..results import versions as engine_versions
 from ..run import record_steps
 from .plan import Plan
 from .spec import Spec, available_metrics
-from .task import Wants
+from .task import META, Wants
 
 STORE = "results.zarr"
 NETCDF = "results.nc"
@@ -103,13 +103,21 @@ def write_chunk(path: Path, plan: Plan, chunk, result: dict) -> None:
     region = {d: slice(a, b) for d, (a, b) in zip(plan.dims, chunk.region)}
     data = {}
     for name, arr in result.items():
-        if name == "seconds":
+        if name in META:
             continue
         extra = {"spectrum": ("eig",), "spectrum_multiplicity": ("eig",)}.get(
             name, () if name.startswith("final_") else ("step",))
         data[name] = (plan.dims + extra, arr)
     xr.Dataset(data).to_zarr(path, region=region, mode="r+", **ZARR)
     xr.Dataset({"done": (plan.dims, np.ones(chunk.shape, bool))}).to_zarr(path, region=region, mode="r+", **ZARR)
+
+
+def note_devices(path: Path, devices: set[str]) -> None:
+    """Record where chunks actually ran (a Dask worker may differ from the requested device)."""
+    import zarr
+    group = zarr.open_group(str(path), mode="r+")
+    before = {d for d in str(group.attrs.get("devices", "")).split(", ") if d}
+    group.attrs.update({"devices": ", ".join(sorted(before | devices))})
 
 
 def done_chunks(path: Path, plan: Plan) -> set[int]:
@@ -140,7 +148,8 @@ def open_results(path: str | Path, mask: bool = True) -> xr.Dataset:
                           "effgan sweep or effgan run") from None
     for name in list(ds.coords):
         if ds[name].dtype.kind in "OT":             # StringDType/object -> plain str for plotting
-            ds = ds.assign_coords({name: ds[name].astype(str)})
+            ds = ds.assign_coords({name: (ds[name].dims, np.array([str(v) for v in ds[name].values.ravel()])
+                                          .reshape(ds[name].shape), ds[name].attrs)})
     if "axes" in ds.attrs:
         order = [a["key"] for a in json.loads(ds.attrs["axes"])] + ["seed"]
         ds = ds.transpose(*order, ...)

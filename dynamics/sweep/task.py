@@ -9,6 +9,8 @@ import numpy as np
 
 from .plan import Chunk
 
+META = ("seconds", "device")             # entries of a result that are not data
+
 
 @dataclasses.dataclass(frozen=True)
 class Wants:
@@ -23,17 +25,21 @@ class Wants:
 def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[str, np.ndarray]:
     """Simulate the chunk's members as one batch -> arrays of shape chunk.shape (+ (T,) / (eig,)).
 
-    Also returns `seconds` (wall time of the batch) for the log.
+    Also returns META: `seconds` (wall time of the batch) and `device` (where it ran).
     """
     import torch
 
     from ..engine import build
     from ..run import simulate
+    before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    sim = build(chunk.cfg)
-    h = simulate(chunk.cfg, list(chunk.members), sim=sim, keep_state=wants.spectrum)
+    try:
+        t0 = time.perf_counter()
+        sim = build(chunk.cfg)
+        h = simulate(chunk.cfg, list(chunk.members), sim=sim, keep_state=wants.spectrum)
+    finally:
+        torch.set_num_threads(before)
     shape = chunk.shape
     out = {f"final_{m}": np.asarray(h.final[m]).reshape(shape) for m in wants.metrics if m != "spectrum"}
     for m in wants.series:
@@ -46,6 +52,7 @@ def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[st
                                  constant_values=np.nan).reshape(shape + (-1,))
         out["spectrum_multiplicity"] = np.pad(mult.astype(np.int64), ((0, 0), (0, pad))).reshape(shape + (-1,))
     out["seconds"] = np.float64(time.perf_counter() - t0)
+    out["device"] = str(sim.device)
     return out
 
 

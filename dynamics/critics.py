@@ -1,0 +1,135 @@
+"""Critics of the companion papers, each one registry entry of `DISCRIMINATORS`.
+
+* ``f1_neuron``   the F1 (feature-learning) IPM critic: the best unit-norm ReLU neuron
+  σ(θ·x̃), x̃ = (x, 1), kept by projected ascent over `critic.restarts` neurons
+  (Domingo-Enrich & Mroueh). Witness f = s σ(θ*·x̃), s = sign(E_real − E_fake).
+* ``f2_features`` the F2 (fixed-kernel) IPM critic: the arc-cosine kernel MMD. Witness
+  h = mean_real k(·, y) − mean_fake k(·, x), normalised to the RKHS unit ball (h / MMD).
+* ``ct``          conditional transport with the fixed navigator d = β‖x − y‖² (Zheng & Zhou):
+  no critic network; the force is −N ∂L_CT/∂x_j with L = ρ·forward + (1 − ρ)·backward.
+
+Each moves particles uphill on its witness: F_j = ∇f(x_j) (F1), ∇h(x_j) (F2).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .discriminators import DISCRIMINATORS, Batch, Discriminator, Params
+from .rng import stacked_normal
+
+Tensor = torch.Tensor
+F1_STEP = 0.5          # projected-ascent step on the sphere (the research prototype's)
+
+
+def _aug(x: Tensor) -> Tensor:
+    return torch.cat([x, torch.ones_like(x[..., :1])], -1)
+
+
+def _unit(t: Tensor) -> Tensor:
+    return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+# ---------------------------------------------------------------- F1: one neuron
+@DISCRIMINATORS.register("f1_neuron")
+def f1_neuron(cfg) -> Discriminator:
+    R = cfg["critic.restarts"]
+
+    def init(gens, d, dtype, device) -> Params:
+        theta = _unit(stacked_normal(gens, (R, d + 1), dtype, device))
+        return {"theta": theta, "w": theta[:, 0].clone(), "s": torch.ones(len(gens), dtype=dtype, device=device)}
+
+    def value(p, x):
+        return p["s"].unsqueeze(1) * torch.relu(_aug(x) @ p["w"].unsqueeze(2)).squeeze(2)
+
+    def value_and_grad(p, x):
+        z = (_aug(x) @ p["w"].unsqueeze(2)).squeeze(2)                    # (B, n)
+        D = p["s"].unsqueeze(1) * torch.relu(z)
+        g = (p["s"].unsqueeze(1) * (z > 0).to(x.dtype)).unsqueeze(2) * p["w"][:, None, :-1]
+        return D, g
+
+    def update(p, batch: Batch, hyper):
+        """One projected-ascent step of every neuron on |Δ(θ)|, Δ = E_real σ − E_fake σ."""
+        yr, yf, th = _aug(batch.real), _aug(batch.fake), p["theta"]
+        zr, zf = yr @ th.transpose(1, 2), yf @ th.transpose(1, 2)           # (B, n, R)
+        delta = torch.relu(zr).mean(1) - torch.relu(zf).mean(1)             # (B, R)
+        grad = ((zr > 0).to(yr.dtype).transpose(1, 2) @ yr) / yr.shape[1] \
+            - ((zf > 0).to(yf.dtype).transpose(1, 2) @ yf) / yf.shape[1]    # (B, R, D')
+        th = _unit(th + F1_STEP * delta.sign().unsqueeze(2) * grad)
+        zr, zf = yr @ th.transpose(1, 2), yf @ th.transpose(1, 2)
+        delta = torch.relu(zr).mean(1) - torch.relu(zf).mean(1)
+        best, idx = delta.abs().max(1)
+        rows = torch.arange(th.shape[0], device=th.device)
+        return {"theta": th, "w": th[rows, idx], "s": torch.sign(delta[rows, idx])}, best
+
+    return Discriminator(init, value, value_and_grad, ascent=None, update=update)
+
+
+# ---------------------------------------------------------------- F2: arc-cosine kernel MMD
+def arccos_kernel(a: Tensor, b: Tensor) -> Tensor:
+    """(B, n, m) degree-1 arc-cosine kernel |a||b|(sin φ + (π − φ) cos φ)/(2π D) on augmented points."""
+    na, nb = a.norm(dim=-1), b.norm(dim=-1)
+    nn = na.unsqueeze(2) * nb.unsqueeze(1)
+    cos = (a @ b.transpose(1, 2) / nn.clamp_min(1e-30)).clamp(-1 + 1e-7, 1 - 1e-7)
+    return nn * (torch.sqrt(1 - cos * cos) + (math.pi - torch.acos(cos)) * cos) / (2 * math.pi * a.shape[-1])
+
+
+def _witness(p, x):
+    """h(x) = mean_real k(x, y) − mean_fake k(x, x'), with the batch kept in the params."""
+    xa = _aug(x)
+    return arccos_kernel(xa, _aug(p["real"])).mean(2) - arccos_kernel(xa, _aug(p["fake"])).mean(2)
+
+
+@DISCRIMINATORS.register("f2_features")
+def f2_features(cfg) -> Discriminator:
+    def init(gens, d, dtype, device):
+        z = torch.zeros(len(gens), 1, d, dtype=dtype, device=device)
+        return {"real": z, "fake": z, "mmd": torch.ones(len(gens), dtype=dtype, device=device)}
+
+    def value(p, x):
+        return _witness(p, x) / p["mmd"].clamp_min(1e-12).unsqueeze(1)
+
+    def value_and_grad(p, x):
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            D = value(p, xg)
+            g = torch.autograd.grad(D.sum(), xg)[0]
+        return D.detach(), g
+
+    def update(p, batch: Batch, hyper):
+        q = {"real": batch.real, "fake": batch.fake, "mmd": p["mmd"]}
+        mmd2 = (_witness(q, batch.real).mean(1) - _witness(q, batch.fake).mean(1)).clamp_min(0)
+        mmd = mmd2.sqrt()
+        return {**q, "mmd": mmd}, mmd
+
+    return Discriminator(init, value, value_and_grad, ascent=None, update=update)
+
+
+# ---------------------------------------------------------------- conditional transport
+@DISCRIMINATORS.register("ct")
+def conditional_transport(cfg) -> Discriminator:
+    from .companion.ct import ct_costs, ct_particle_grad
+
+    def init(gens, d, dtype, device):
+        return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}
+
+    def zero(p, x):
+        return torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+
+    def per_member(fn, real, x, hyper):
+        # ρ, β are live per-member knobs; the cost is O(M N) per member either way
+        return torch.stack([fn(real[b:b + 1], x[b:b + 1], float(hyper["ct.beta"][b]),
+                               float(hyper["ct.rho"][b]))[0] for b in range(x.shape[0])])
+
+    def update(p, batch: Batch, hyper):
+        loss = per_member(lambda r, x, beta, rho: ct_costs(r, x, beta, rho)["loss"], batch.real, batch.fake, hyper)
+        return p, -loss
+
+    def force(p, x, real, hyper):
+        grad = per_member(ct_particle_grad, real, x, hyper)
+        loss = per_member(lambda r, y, beta, rho: ct_costs(r, y, beta, rho)["loss"], real, x, hyper)
+        return loss, -x.shape[1] * grad
+
+    return Discriminator(init, zero, lambda p, x: (zero(p, x), torch.zeros_like(x)), ascent=None, update=update,
+                         force=force)
