@@ -27,6 +27,12 @@ def _aug(x: Tensor) -> Tensor:
     return torch.cat([x, torch.ones_like(x[..., :1])], -1)
 
 
+def _lift(cfg):
+    """Data on the sphere are used as they are (the papers' construction); Euclidean data get
+    a bias coordinate x̃ = (x, 1)."""
+    return (lambda x: x) if cfg["target.kind"] == "sphere_pair" else _aug
+
+
 def _unit(t: Tensor) -> Tensor:
     return t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
@@ -35,30 +41,42 @@ def _unit(t: Tensor) -> Tensor:
 @DISCRIMINATORS.register("f1_neuron")
 def f1_neuron(cfg) -> Discriminator:
     R = cfg["critic.restarts"]
+    lift = _lift(cfg)
+    extra = 0 if cfg["target.kind"] == "sphere_pair" else 1
 
     def init(gens, d, dtype, device) -> Params:
-        theta = _unit(stacked_normal(gens, (R, d + 1), dtype, device))
+        theta = _unit(stacked_normal(gens, (R, d + extra), dtype, device))
         return {"theta": theta, "w": theta[:, 0].clone(), "s": torch.ones(len(gens), dtype=dtype, device=device)}
 
     def value(p, x):
-        return p["s"].unsqueeze(1) * torch.relu(_aug(x) @ p["w"].unsqueeze(2)).squeeze(2)
+        return p["s"].unsqueeze(1) * torch.relu(lift(x) @ p["w"].unsqueeze(2)).squeeze(2)
 
     def value_and_grad(p, x):
-        z = (_aug(x) @ p["w"].unsqueeze(2)).squeeze(2)                    # (B, n)
+        z = (lift(x) @ p["w"].unsqueeze(2)).squeeze(2)                    # (B, n)
         D = p["s"].unsqueeze(1) * torch.relu(z)
-        g = (p["s"].unsqueeze(1) * (z > 0).to(x.dtype)).unsqueeze(2) * p["w"][:, None, :-1]
+        g = (p["s"].unsqueeze(1) * (z > 0).to(x.dtype)).unsqueeze(2) * p["w"][:, None, :x.shape[-1]]
         return D, g
 
-    def update(p, batch: Batch, hyper):
-        """One projected-ascent step of every neuron on |Δ(θ)|, Δ = E_real σ − E_fake σ."""
-        yr, yf, th = _aug(batch.real), _aug(batch.fake), p["theta"]
+    def deltas(yr, yf, th):
         zr, zf = yr @ th.transpose(1, 2), yf @ th.transpose(1, 2)           # (B, n, R)
-        delta = torch.relu(zr).mean(1) - torch.relu(zf).mean(1)             # (B, R)
+        return torch.relu(zr).mean(1) - torch.relu(zf).mean(1), zr, zf     # Δ: (B, R)
+
+    def update(p, batch: Batch, hyper):
+        """Screen, then one projected-ascent step of every neuron on |Δ(θ)|, Δ = E_real σ − E_fake σ.
+
+        Screening keeps the best R of the current neurons and ± the directions of R fresh data
+        points: away from the optimum |Δ| sits below the sampling noise in high d, so ascent
+        from random starts alone rarely finds the hidden direction."""
+        yr, yf = lift(batch.real), lift(batch.fake)
+        k = min(R, yr.shape[1], yf.shape[1])
+        cand = torch.cat([p["theta"], _unit(yr[:, :k]), -_unit(yr[:, :k]), _unit(yf[:, :k]), -_unit(yf[:, :k])], 1)
+        score = deltas(yr, yf, cand)[0].abs()
+        th = cand.gather(1, score.topk(R, dim=1).indices.unsqueeze(2).expand(-1, -1, cand.shape[2]))
+        delta, zr, zf = deltas(yr, yf, th)
         grad = ((zr > 0).to(yr.dtype).transpose(1, 2) @ yr) / yr.shape[1] \
             - ((zf > 0).to(yf.dtype).transpose(1, 2) @ yf) / yf.shape[1]    # (B, R, D')
         th = _unit(th + F1_STEP * delta.sign().unsqueeze(2) * grad)
-        zr, zf = yr @ th.transpose(1, 2), yf @ th.transpose(1, 2)
-        delta = torch.relu(zr).mean(1) - torch.relu(zf).mean(1)
+        delta = deltas(yr, yf, th)[0]
         best, idx = delta.abs().max(1)
         rows = torch.arange(th.shape[0], device=th.device)
         return {"theta": th, "w": th[rows, idx], "s": torch.sign(delta[rows, idx])}, best
@@ -75,14 +93,15 @@ def arccos_kernel(a: Tensor, b: Tensor) -> Tensor:
     return nn * (torch.sqrt(1 - cos * cos) + (math.pi - torch.acos(cos)) * cos) / (2 * math.pi * a.shape[-1])
 
 
-def _witness(p, x):
-    """h(x) = mean_real k(x, y) − mean_fake k(x, x'), with the batch kept in the params."""
-    xa = _aug(x)
-    return arccos_kernel(xa, _aug(p["real"])).mean(2) - arccos_kernel(xa, _aug(p["fake"])).mean(2)
-
-
 @DISCRIMINATORS.register("f2_features")
 def f2_features(cfg) -> Discriminator:
+    lift = _lift(cfg)
+
+    def _witness(p, x):
+        """h(x) = mean_real k(x, y) − mean_fake k(x, x'), with the batch kept in the params."""
+        xa = lift(x)
+        return arccos_kernel(xa, lift(p["real"])).mean(2) - arccos_kernel(xa, lift(p["fake"])).mean(2)
+
     def init(gens, d, dtype, device):
         z = torch.zeros(len(gens), 1, d, dtype=dtype, device=device)
         return {"real": z, "fake": z, "mmd": torch.ones(len(gens), dtype=dtype, device=device)}

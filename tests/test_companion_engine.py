@@ -1,0 +1,70 @@
+"""The companion papers' critics and target inside the engine (registry entries)."""
+import pytest
+import torch
+
+from dynamics.cli import main
+from dynamics.engine import build
+
+PAIR = {"target.kind": "sphere_pair", "target.sphere_dim": 8, "target.sphere_k": 6, "init.kind": "pair",
+        "particles": 3000, "lr.gen": 0.0, "dtype": "float64"}
+
+
+def critic_after(cfg, steps):
+    sim = build(cfg)
+    s = sim.init()
+    for _ in range(steps):
+        s = sim.step(s)
+    return sim, s
+
+
+def test_f1_neuron_finds_the_hidden_direction_and_the_f1_ipm():
+    """F1 IPM of the Legendre pair (d = 8, k = 6) is 3.59e-2, attained at θ = ±e_d."""
+    sim, s = critic_after({**PAIR, "disc.kind": "f1_neuron", "critic.restarts": 32}, 40)
+    assert float(-s.loss_d[0]) == pytest.approx(0.036, abs=0.008)
+    w = s.disc["w"][0]
+    assert abs(float(w[-1])) > 0.95                                  # θ* = ±e_d, the hidden direction
+
+
+def test_f2_critic_sits_at_its_noise_floor_while_f1_detects_the_pair():
+    """At n = 1500 the F2 (kernel MMD) value of ν vs μ is indistinguishable from ν vs ν′."""
+    from dynamics.discriminators import Batch
+    sim2, s2 = critic_after({**PAIR, "particles": 1500, "disc.kind": "f2_features"}, 1)
+    _, s1 = critic_after({**PAIR, "particles": 1500, "disc.kind": "f1_neuron"}, 30)
+    nu, nu2 = sim2.target.sample(s2.key, 7, 1500), sim2.target.sample(s2.key, 8, 1500)
+    _, null = sim2.disc.update(s2.disc, Batch(nu, nu2), s2.hyper)
+    f2 = float(-s2.loss_d[0])
+    assert 0.6 * float(null[0]) < f2 < 1.6 * float(null[0])
+    assert f2 < 0.5 * float(-s1.loss_d[0])
+
+
+def test_particles_start_on_mu_and_f1_moves_them_towards_nu():
+    sim = build({**PAIR, "particles": 400, "lr.gen": 30.0, "disc.kind": "f1_neuron", "dtype": "float32"})
+    s = sim.init()
+    from dynamics.companion.spheres import gegenbauer
+    mean_p = lambda x: float(gegenbauer(6, 8, x[0, :, -1].double()).mean())   # noqa: E731
+    before = mean_p(s.x)
+    assert before < 0                                                # μ lives where P_k < 0
+    for _ in range(150):
+        s = sim.step(s)
+    assert mean_p(s.x) > before + 0.008
+
+
+def test_ct_force_is_minus_n_times_the_loss_gradient():
+    sim = build({"disc.kind": "ct", "particles": 16, "dtype": "float64", "ct.rho": 0.3})
+    s = sim.init()
+    real = sim.target.sample(s.key, 0, 16)
+    loss, F = sim.disc.force(s.disc, s.x, real, s.hyper)
+    from dynamics.companion.ct import ct_costs
+    x = s.x.clone().requires_grad_(True)
+    L = ct_costs(real, x, 4.0, 0.3)["loss"].sum()
+    torch.testing.assert_close(F, -16 * torch.autograd.grad(L, x)[0])
+
+
+@pytest.mark.parametrize("args,first", [(["--set", "ct.rho=1.5"], "ct.rho: 1.5 is out of range; allowed numbers in [0, 1]"),
+                                        (["--set", "target.sphere_dim=2"], "target.sphere_dim: 2 is out of range"),
+                                        (["--set", "target.sphere_k=0"], "target.sphere_k: 0 is out of range"),
+                                        (["--set", "init.kind=pair"], "init.kind: pair needs target.kind = sphere_pair")])
+def test_companion_bad_input_exits_2(capsys, args, first):
+    assert main(["run", "--steps", "1", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and first in err[0]
