@@ -20,7 +20,6 @@ COMMANDS = {
     "sweep": ("dynamics.sweep.cli", "run a parameter sweep from a TOML spec (resumable)"),
     "figure": ("app.figures", "draw a figure from sweep or run results"),
     "reproduce": ("dynamics.gallery", "run a named experiment end to end and write its figure and data"),
-    "bench": ("benchmarks.__main__", "print the speed table"),
 }
 
 

@@ -136,19 +136,12 @@ def conditional_transport(cfg) -> Discriminator:
     def zero(p, x):
         return torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
 
-    def per_member(fn, real, x, hyper):
-        # ρ, β are live per-member knobs; the cost is O(M N) per member either way
-        return torch.stack([fn(real[b:b + 1], x[b:b + 1], float(hyper["ct.beta"][b]),
-                               float(hyper["ct.rho"][b]))[0] for b in range(x.shape[0])])
-
     def update(p, batch: Batch, hyper):
-        loss = per_member(lambda r, x, beta, rho: ct_costs(r, x, beta, rho)["loss"], batch.real, batch.fake, hyper)
-        return p, -loss
+        return p, -ct_costs(batch.real, batch.fake, hyper["ct.beta"], hyper["ct.rho"])["loss"]
 
     def force(p, x, real, hyper):
-        grad = per_member(ct_particle_grad, real, x, hyper)
-        loss = per_member(lambda r, y, beta, rho: ct_costs(r, y, beta, rho)["loss"], real, x, hyper)
-        return loss, -x.shape[1] * grad
+        grad = ct_particle_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
+        return ct_costs(real, x, hyper["ct.beta"], hyper["ct.rho"])["loss"], -x.shape[1] * grad
 
     return Discriminator(init, zero, lambda p, x: (zero(p, x), torch.zeros_like(x)), ascent=None, update=update,
                          force=force)

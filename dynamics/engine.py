@@ -29,6 +29,7 @@ from .targets import Target, build_target
 Tensor = torch.Tensor
 STREAM_MIX = 21
 ADAM_BETAS = (0.5, 0.999)          # the usual GAN choice
+PAIRS_COUNTER = 2**41              # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
 
 
@@ -170,17 +171,33 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
             "m": {k: torch.zeros_like(v) for k, v in params.items()},
             "v": {k: torch.zeros_like(v) for k, v in params.items()}}
         z = torch.zeros(B, dtype=dtype, device=device)
-        return State(x=x, disc=params, opt=opt, kernel=kstate, hyper=hyper,
+        return with_pairs(State(x=x, disc=params, opt=opt, kernel=kstate, hyper=hyper,
                      key=rng.member_keys(seeds, device), t=0,
                      alive=torch.ones(B, dtype=torch.bool, device=device),
-                     diverged_step=torch.full((B,), -1, dtype=torch.int64, device=device), loss_d=z, loss_g=z)
+                     diverged_step=torch.full((B,), -1, dtype=torch.int64, device=device), loss_d=z, loss_g=z))
 
-    def forces(params, x, real, h):
-        """(loss_g (B,), F (B, N, d)): the generator loss and the force on every particle."""
+    def forces(params, x, real, h, pairs):
+        """(loss_g (B,), F (B, N, d)): the generator loss and the force on every particle.
+
+        pairs `(B, N, d)` or None: the fixed targets of pseudo-supervision."""
         if disc.force is not None:
-            return disc.force(params, x, real, h)
-        D, g = disc.value_and_grad(params, x)
-        return loss.h(D).mean(1), loss.gen_weight(D).unsqueeze(-1) * g
+            lg, F = disc.force(params, x, real, h)
+        else:
+            D, g = disc.value_and_grad(params, x)
+            lg, F = loss.h(D).mean(1), loss.gen_weight(D).unsqueeze(-1) * g
+        if pairs is not None:
+            # L_G += λ mean‖x_i − y_i‖² with fixed pairs  ->  F_i = −N ∂L_G/∂x_i gains −2λ (x_i − y_i)
+            lam = h["ps.weight"]
+            diff = x - pairs
+            lg = lg + lam * diff.pow(2).sum(-1).mean(1)
+            F = F - 2 * lam.view(-1, 1, 1) * diff
+        return lg, F
+
+    def with_pairs(s: State) -> State:
+        """Draw the fixed code-sample pairs of pseudo-supervision (once, when first needed)."""
+        if "pairs" in s.kernel or not bool((s.hyper["ps.weight"] > 0).any()):
+            return s
+        return s.replace(kernel={**s.kernel, "pairs": target.sample(s.key, PAIRS_COUNTER, N)})
 
     def step(s: State) -> State:
         h, x, p, opt = s.hyper, s.x, s.disc, s.opt
@@ -193,14 +210,14 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
                 eps = rng.uniform(s.key, counter, STREAM_MIX, (N, 1), dtype)
                 mix = eps * real[:, mix_index] + (1 - eps) * x
             if simultaneous and sub == 0:
-                loss_g, F = forces(p, x, real, h)
+                loss_g, F = forces(p, x, real, h, s.kernel.get("pairs"))
             if disc.update is not None:
                 p, J = disc.update(p, Batch(real, x, mix), h)
             else:
                 grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
                 p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
         if not simultaneous:
-            loss_g, F = forces(p, x, real, h)
+            loss_g, F = forces(p, x, real, h, s.kernel.get("pairs"))
         x_new, kstate = kernel.move(s.kernel, x, F, h["lr.gen"] / N, h)
         new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss_g)
         # NaN fails the comparison; J is non-finite when any critic parameter is
@@ -222,6 +239,6 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         if bad:
             raise ConfigError(f"{bad[0]}: not a live knob; allowed {', '.join(hkeys)}")
         hyper = {**s.hyper, **{k: torch.full_like(s.hyper[k], float(v)) for k, v in changes.items()}}
-        return s.replace(hyper=hyper, kernel=kernel.retune(s.kernel, hyper))
+        return with_pairs(s.replace(hyper=hyper, kernel=kernel.retune(s.kernel, hyper)))
 
     return Simulation(cfg, target, disc, kernel, init, step, set_hyper, device, dtype)

@@ -2,16 +2,20 @@
 
 Each experiment is a sweep spec in `assets/sweeps/NAME.toml` (full size, with a [quick]
 table) plus a summary of the physics it shows, written to `summary.json` beside the data
-(`results.zarr`, `results.nc`) and the figures. Run times on 2 shared CPU cores:
+(`results.zarr`, `results.nc`) and the figures. Run times on this project's 2 shared CPU
+cores (measured with a load average of 5-9 from other jobs; `benchmarks/sweep.py`):
 
   collapse-phase       modes covered over r × lr.disc, ReLU vs sigmoid critic (notes §5.2)
-                       quick 2×4×3 points, 1 seed, N = 32, 2000 steps: ~20 s;
-                       full 2×20×20 points × 3 seeds, N = 64, 4000 steps: ~35 min
-                       (estimated from benchmarks/sweep.py; a GPU: seconds)
+                       --quick: 2 × 4 × 3 points, 1 seed, N = 32, 2000 steps: 20-45 s.
+                       full: 2 × 20 × 20 points × 3 seeds, N = 64, 4000 steps (160 chunks of 15):
+                       EXTRAPOLATED from 4 chunks, ~30 min on 2 dedicated cores (CPU time,
+                       ~400 us per member-step), 1.5-2 h wall on the loaded machine.
   critical-damping     t_conv against γ for the linear critic, γ_c marked (notes §5.3)
-                       quick 9 γ × 2 seeds: ~5 s; full 33 γ × 5 seeds, 6000 steps: ~1 min
+                       --quick: 9 γ × 2 seeds, 3000 steps: ~5 s; full 33 γ × 5 seeds, 6000 steps:
+                       55 s measured (39 s of it the sweep).
   kernel-universality  relu_ntk spectrum against d_z, two-level limit marked (notes §7)
-                       quick 6 d_z × 3 seeds: ~5 s; full 14 d_z × 10 seeds: ~10 s
+                       --quick: 6 d_z × 3 seeds: ~3 s; full 14 d_z × 10 seeds: 25 s measured
+                       (9 s of it the sweep; the rest imports and the figure).
 
 The plotting stack is imported lazily (inside functions): `dynamics` never needs it to load.
 """

@@ -146,6 +146,31 @@ def relu_ntk_kernel(cfg) -> Kernel:
     return _dense_kernel(cfg, k)
 
 
+@KERNELS.register("linear")
+def linear(cfg) -> Kernel:
+    """A linear generator x = W z with q = kernel.latent_dim: its NTK is Θ = g1 · Z Zᵀ with codes
+    z_i ~ N(0, I/q), rank min(q, N), worst conditioned at q = N (Marchenko–Pastur): the
+    kernel of pseudo-supervised double descent (Luzi, Dar & Baraniuk)."""
+    N, q = cfg["particles"], cfg["kernel.latent_dim"]
+
+    def build(z, hyper):
+        return _col(hyper["kernel.g1"]) * torch.bmm(z, z.transpose(1, 2))
+
+    def init(x0, gens, hyper):
+        z = rng.stacked_normal(gens, (N, q), x0.dtype, x0.device) / math.sqrt(q)
+        return x0, {"z": z, "theta": build(z, hyper)}
+
+    base = _dense_kernel(cfg, lambda z, h: torch.bmm(z, z.transpose(1, 2)))
+    return dataclasses.replace(base, init=init, retune=lambda ks, h: {**ks, "theta": build(ks["z"], h)})
+
+
+def condition_number(levels: Tensor, rel_tol: float = 1e-9) -> Tensor:
+    """(B,) largest over smallest non-zero eigenvalue (levels `(B, k)`, descending)."""
+    top = levels[:, :1]
+    nz = torch.where(levels > rel_tol * top, levels, torch.full_like(levels, float("inf")))
+    return (top[:, 0] / nz.min(1).values)
+
+
 # ---------------------------------------------------------------- a real finite generator
 def generator_forward(p: dict[str, Tensor], z: Tensor, depth: int, bias: float) -> Tensor:
     """(B, N, d) outputs of the NTK-parametrised ReLU MLP of `relu_ntk` (weights p, codes z)."""

@@ -182,6 +182,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("lr.disc", float, 0.01, "η_D, discriminator learning rate", (0.0, 100.0), role="hyper", log=True),
     K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j", (0.0, 1e4),
       role="hyper", log=True),
+    K("ps.weight", float, 0.0, "λ_PS, pseudo-supervision: each particle is also pulled towards its own fixed "
+      "target sample, L_G += λ_PS·mean‖x_i − y_i‖² (0: a plain GAN)", (0.0, 1e6), role="hyper", advanced=True),
     K("update", str, "alternating", "alternating (discriminator first) or simultaneous updates",
       choices=("alternating", "simultaneous"), advanced=True),
     K("seed", int, 1, "random seed of the run", (0, 2**31 - 1)),

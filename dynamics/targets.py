@@ -150,9 +150,11 @@ def _point_set(kind: str, pts: np.ndarray, cfg, labels=None, image_shape=None) -
     nn = dist.min(1).values
     nn = nn[torch.isfinite(nn) & (nn > 0)]
     typical = float(nn.median()) if nn.numel() else 1.0
+    # generated samples of a point set rarely land on a training point: a particle belongs to
+    # the nearest point's mode within two typical neighbour spacings, and is sharp within one
     std = cfg["target.std"]
-    capture = max(9 * std, 0.5 * typical)
-    quality = max(3 * std, 0.25 * typical)
+    capture = max(9 * std, 2.0 * typical)
+    quality = max(3 * std, 1.0 * typical)
     labels = torch.arange(n) if labels is None else torch.as_tensor(labels, dtype=torch.int64)
     return Target(kind, c, labels, int(labels.max()) + 1, std, capture, quality, typical, image_shape)
 

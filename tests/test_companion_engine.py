@@ -68,3 +68,31 @@ def test_companion_bad_input_exits_2(capsys, args, first):
     assert main(["run", "--steps", "1", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and first in err[0]
+
+
+def test_pseudo_supervision_pulls_each_particle_to_its_own_pair():
+    """λ_PS ≫ the critic: the flow is regression, each particle lands on its fixed sample."""
+    sim = build({"particles": 32, "dtype": "float64", "ps.weight": 50.0, "lr.gen": 0.1, "kernel.ratio": 0.0})
+    s = sim.init()
+    pairs = s.kernel["pairs"]
+    for _ in range(400):
+        s = sim.step(s)
+    assert float((s.x - pairs).norm(dim=-1).max()) < 0.05
+    plain = build({"particles": 32, "dtype": "float64"}).init()
+    assert "pairs" not in plain.kernel
+    again = build({"particles": 32, "dtype": "float64"})
+    assert "pairs" in again.set_hyper(again.init(), {"ps.weight": 1.0}).kernel   # switched on live
+
+
+def test_linear_generator_kernel_is_worst_conditioned_at_q_equal_n():
+    from dynamics.kernels import condition_number
+    kappa = {}
+    for q in (8, 32, 128):
+        sim = build({"kernel.kind": "linear", "kernel.latent_dim": q, "particles": 32, "dtype": "float64"})
+        s = sim.init([{"seed": i} for i in range(4)])
+        levels, _ = sim.kernel.spectrum(s.kernel, s.hyper)
+        assert int((levels > 1e-9 * levels[:, :1]).sum(1).max()) == min(q, 32)        # rank min(q, N)
+        kappa[q] = float(condition_number(levels).median())
+    assert kappa[32] > 10 * kappa[8] and kappa[32] > 10 * kappa[128]
+    mp = ((128**0.5 + 32**0.5) / (128**0.5 - 32**0.5)) ** 2                         # Marchenko–Pastur, q = 4N
+    assert kappa[128] == pytest.approx(mp, rel=0.35)

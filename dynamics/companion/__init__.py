@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import math
 
+from ..knobs import ConfigError
+
 
 def check_range(field: str, value, ok: bool, allowed: str) -> None:
-    """Raise ``ValueError("<field>: <value> is out of range; allowed <allowed>")`` unless ok."""
+    """Raise ``ConfigError("<field>: <value> is out of range; allowed <allowed>")`` unless ok
+    (a ValueError: the CLI prints it as one line and exits 2)."""
     if not ok:
-        raise ValueError(f"{field}: {value!r} is out of range; allowed {allowed}")
+        raise ConfigError(f"{field}: {value!r} is out of range; allowed {allowed}")
 
 
 def check_int(field: str, value, lo: int, hi: int | None = None) -> int:

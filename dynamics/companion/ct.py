@@ -21,24 +21,40 @@ import torch
 from . import check_real
 
 
-def _params(beta: float, rho: float) -> tuple[float, float]:
-    beta = check_real("loss.beta", beta, 0.0, lo_open=True)
-    return beta, check_real("loss.rho", rho, 0.0, 1.0)
+def _check(field: str, v, lo: float, hi: float, lo_open: bool):
+    """A float, or a (B,) tensor of per-member values (a sweep); reports the first bad one."""
+    if not isinstance(v, torch.Tensor):
+        return check_real(field, v, lo, hi, lo_open)
+    flat = v.detach().double().flatten()
+    bad = ~torch.isfinite(flat) | (flat <= lo if lo_open else flat < lo) | (flat > hi)
+    if bad.any():
+        check_real(field, flat[bad][0].item(), lo, hi, lo_open)
+    return v
 
 
-def _plans(x: torch.Tensor, y: torch.Tensor, beta: float):
+def _params(beta, rho):
+    return (_check("ct.beta", beta, 0.0, float("inf"), True),
+            _check("ct.rho", rho, 0.0, 1.0, False))
+
+
+def _per_pair(v, like: torch.Tensor):
+    """Broadcast a scalar or (B,) parameter against (B, M, N) pair tensors."""
+    return v.to(like)[..., None, None] if isinstance(v, torch.Tensor) else v
+
+
+def _plans(x: torch.Tensor, y: torch.Tensor, beta):
     if x.shape[-1] <= 8:  # exact differences; the (B, M, N, d) temporary is small
         cost = ((x[..., :, None, :] - y[..., None, :, :]) ** 2).sum(-1)  # (B, M, N)
     else:  # |x|² + |y|² − 2 x·y: no (B, M, N, d) temporary, smooth at x = y unlike cdist
         cost = ((x * x).sum(-1)[..., :, None] + (y * y).sum(-1)[..., None, :]
                 - 2 * x @ y.mT).clamp_min(0)
-    logits = -beta * cost
+    logits = -_per_pair(beta, cost) * cost
     return cost, logits.softmax(dim=-1), logits.softmax(dim=-2)
 
 
-def ct_costs(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float
-             ) -> dict[str, torch.Tensor]:
-    """Mini-batch CT costs. x: (B, M, d) data, y: (B, N, d) particles (or unbatched).
+def ct_costs(x: torch.Tensor, y: torch.Tensor, beta, rho) -> dict[str, torch.Tensor]:
+    """Mini-batch CT costs. x: (B, M, d) data, y: (B, N, d) particles (or unbatched);
+    beta, rho: floats or (B,) tensors (one value per sweep member).
 
     Returns dict(forward, backward, loss), each (B,) (or scalar), differentiable in x and y.
     """
@@ -46,11 +62,13 @@ def ct_costs(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float
     cost, fwd, bwd = _plans(x, y, beta)
     forward = (cost * fwd).sum((-1, -2)) / x.shape[-2]
     backward = (cost * bwd).sum((-1, -2)) / y.shape[-2]
+    rho = rho.to(forward) if isinstance(rho, torch.Tensor) else rho
     return dict(forward=forward, backward=backward, loss=rho * forward + (1 - rho) * backward)
 
 
-def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float) -> torch.Tensor:
-    """Analytic ∂loss/∂y_j of ct_costs. x: (B, M, d), y: (B, N, d) -> (B, N, d).
+def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta, rho) -> torch.Tensor:
+    """Analytic ∂loss/∂y_j of ct_costs. x: (B, M, d), y: (B, N, d) -> (B, N, d);
+    beta, rho: floats or (B,) tensors.
 
     ∂L/∂C_ij = (ρ/M) π→_ij [1 − β(C_ij − f_i)] + ((1−ρ)/N) π←_ij [1 − β(C_ij − g_j)],
     f_i = Σ_j C_ij π→_ij, g_j = Σ_i C_ij π←_ij; ∂C_ij/∂y_j = 2 (y_j − x_i).
@@ -58,6 +76,7 @@ def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float) 
     beta, rho = _params(beta, rho)
     cost, fwd, bwd = _plans(x, y, beta)
     m, n = x.shape[-2], y.shape[-2]
+    beta, rho = _per_pair(beta, cost), _per_pair(rho, cost)
     f = (cost * fwd).sum(-1, keepdim=True)  # (B, M, 1)
     g = (cost * bwd).sum(-2, keepdim=True)  # (B, 1, N)
     dc = (rho / m) * fwd * (1 - beta * (cost - f)) \
@@ -67,14 +86,16 @@ def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta: float, rho: float) 
 
 
 def ct_particle_flow(y: torch.Tensor, data_fn: Callable[[], torch.Tensor], steps: int, *,
-                     beta: float = 4.0, rho: float = 0.5, step_size: float = 0.02,
+                     beta=4.0, rho=0.5, step_size: float = 0.02,
                      max_step: float = 0.05) -> torch.Tensor:
     """Free particles descending the CT loss against fresh data batches (no networks).
 
     Each step y_j ← y_j − clip(step_size · N · ∂L/∂y_j, max_step): the N undoes the 1/N of the
     mean so step_size is per particle; the norm clip keeps far particles from overshooting.
-    y: (B, N, d); data_fn() -> (B, M, d) fresh data (it owns its generator). Returns y.
+    y: (B, N, d); data_fn() -> (B, M, d) fresh data (it owns its generator); beta, rho:
+    floats or (B,) tensors. Returns y.
     """
+    beta, rho = _params(beta, rho)
     for _ in range(steps):
         v = step_size * y.shape[-2] * ct_particle_grad(data_fn(), y, beta, rho)
         norm = v.norm(dim=-1, keepdim=True)

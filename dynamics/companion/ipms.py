@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from ..knobs import ConfigError
 from . import check_int, check_real
 
 
@@ -183,11 +184,14 @@ def f2_ipm_features(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *, m
 # --------------------------------------------------------------------------- sliced W1
 
 def w1_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact W1 between 1-D empirical measures, any sizes: ∫ |F_a(t) − F_b(t)| dt.
+    """Exact W1 between 1-D empirical measures: mean |a_(i) − b_(i)| for equal sizes, else
+    ∫ |F_a(t) − F_b(t)| dt over the merged breakpoints.
 
     a: (..., n), b: (..., m) -> (...). Differentiable in the sample positions.
     """
     a, b = a.sort(dim=-1).values, b.sort(dim=-1).values
+    if a.shape[-1] == b.shape[-1]:  # equal sizes: quantile functions share their steps
+        return (a - b).abs().mean(-1)
     t = torch.cat([a, b], dim=-1).sort(dim=-1).values  # merged breakpoints (..., n + m)
     left = t[..., :-1].contiguous().detach()
     fa = torch.searchsorted(a.detach().contiguous(), left, right=True).to(t.dtype) / a.shape[-1]
@@ -247,7 +251,7 @@ def w1_assignment(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     p, q: (B, n, D) -> (B,). Loops over B on the CPU."""
     single, (p, q) = _batched(p, q)
     if p.shape[1] != q.shape[1]:
-        raise ValueError(f"w1_assignment: sizes {p.shape[1]} and {q.shape[1]} differ; "
+        raise ConfigError(f"w1_assignment: sizes {p.shape[1]} and {q.shape[1]} differ; "
                          "allowed equal sizes")
     out = []
     for a, b in zip(p.detach().cpu().double(), q.detach().cpu().double()):
@@ -276,7 +280,7 @@ def grid_centers(side: int = 5, spacing: float = 2 / 2.828) -> torch.Tensor:
 def _log_weights(weights: torch.Tensor) -> torch.Tensor:
     w = torch.as_tensor(weights, dtype=torch.float64)
     if (w < 0).any() or w.sum() <= 0:
-        raise ValueError("target.weights: negative or all-zero; allowed non-negative, sum > 0")
+        raise ConfigError("target.weights: negative or all-zero; allowed non-negative, sum > 0")
     return torch.log(w / w.sum())  # zero weight -> −inf: a dropped mode
 
 
@@ -291,7 +295,8 @@ def sample_mixture(n: int, centers: torch.Tensor, std: float, weights: torch.Ten
     w = torch.ones(len(centers)) if weights is None else torch.as_tensor(weights)
     prob = _log_weights(w).exp()
     shape = (n,) if batch is None else (batch, n)
-    comp = torch.multinomial(prob, math.prod(shape), replacement=True, generator=gen)
+    comp = torch.multinomial(prob.to(gen.device), math.prod(shape), replacement=True,
+                             generator=gen).cpu()
     noise = torch.randn(*shape, centers.shape[1], generator=gen, dtype=torch.float64,
                         device=gen.device).cpu()
     x = centers[comp].reshape(*shape, -1) + std * noise

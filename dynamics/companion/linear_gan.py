@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from ..knobs import ConfigError
 from . import check_int, check_real
 
 
@@ -82,7 +83,9 @@ def condition_number(z: torch.Tensor) -> torch.Tensor:
 def marchenko_pastur_condition(q: int, n: int) -> float:
     """Large-size limit of κ(ZᵀZ) for Gaussian Z: ((√q + √n)/(√q − √n))²; inf at q = n."""
     q, n = check_int("generator.latent_dim", q, 1), check_int("target.n", n, 1)
-    return math.inf if q == n else ((math.sqrt(q) + math.sqrt(n)) / (math.sqrt(q) - math.sqrt(n))) ** 2
+    if q == n:
+        return math.inf
+    return ((math.sqrt(q) + math.sqrt(n)) / (math.sqrt(q) - math.sqrt(n))) ** 2
 
 
 def gd_iterations_to_tol(z: torch.Tensor, x: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
@@ -107,7 +110,7 @@ def gd_iterations_to_tol(z: torch.Tensor, x: torch.Tensor, tol: float = 1e-6) ->
     hi = torch.ones(c.shape[:-1], dtype=torch.int64, device=c.device)
     while (bad := excess(hi) > target).any():
         if hi.max() > 2**40:
-            raise ValueError("gd_iterations_to_tol: no convergence; allowed full-rank Z")
+            raise ConfigError("gd_iterations_to_tol: no convergence; allowed full-rank Z")
         hi = torch.where(bad, 2 * hi, hi)
     lo = torch.zeros_like(hi)  # excess(0) = initial > target
     while ((hi - lo) > 1).any():

@@ -38,7 +38,8 @@ def _degree(k, lo: int = 1) -> int:
 def harmonic_count(k: int, d: int) -> int:
     """N_{k,d} = (2k+d−2)(k+d−3)! / (k!(d−2)!): dimension of degree-k harmonics on S^{d-1}."""
     k, d = _degree(k, lo=0), _dim(d)
-    return (2 * k + d - 2) * math.factorial(k + d - 3) // (math.factorial(k) * math.factorial(d - 2))
+    num = (2 * k + d - 2) * math.factorial(k + d - 3)
+    return num // (math.factorial(k) * math.factorial(d - 2))
 
 
 def gegenbauer(k: int, d: int, t: torch.Tensor) -> torch.Tensor:
@@ -129,7 +130,7 @@ def _sample_zonal(density: torch.Tensor, phi: torch.Tensor, shape, d: int,
     frac = ((u - cdf[lo]) / (cdf[hi] - cdf[lo]).clamp_min(1e-300)).clamp(0, 1)
     ang = phi[lo] + frac * (phi[hi] - phi[lo])  # linear CDF inside each of 2^14 cells
     rest = sample_sphere(shape[-1], d - 1, gen, batch=shape[0] if len(shape) == 2 else None,
-                         dtype=torch.float64)
+                         dtype=torch.float64, device="cpu")  # the φ-grid lives on the CPU
     x = torch.cat([torch.sin(ang)[..., None] * rest, torch.cos(ang)[..., None]], dim=-1)
     return x.to(dtype=_dtype(dtype), device=device)
 

@@ -95,7 +95,14 @@ def create(path: Path, spec: Spec, plan: Plan, wants: Wants, device: str) -> Non
 
 
 def stored_attrs(path: Path) -> dict:
-    return dict(xr.open_zarr(path, **ZARR).attrs)
+    try:
+        attrs = dict(xr.open_zarr(path, **ZARR).attrs)
+    except Exception as e:  # noqa: BLE001 - e.g. killed while the template was written
+        raise ConfigError(f"--resume: {path} is not a readable sweep store ({type(e).__name__}); allowed a folder "
+                          "written by effgan sweep (delete it to start again)") from None
+    if "fingerprint" not in attrs or "plan" not in attrs:
+        raise ConfigError(f"--resume: {path} is not a sweep store; allowed a folder written by effgan sweep")
+    return attrs
 
 
 def write_chunk(path: Path, plan: Plan, chunk, result: dict) -> None:
