@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
 from . import rng
 from .discriminators import DISCRIMINATORS, Batch, Discriminator
 from .kernels import KERNELS, Kernel
