@@ -120,14 +120,37 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
 
 
+def companion_experiments() -> dict:
+    """The companion papers' experiments (separation, ipm-vs-kl, ct-balance, double-descent):
+    closed-form or engine runs that are not grid sweeps, each with its own `run`."""
+    from .companion.gallery import EXPERIMENTS as COMPANION
+    return COMPANION
+
+
 def main_reproduce(args) -> int:
+    companion = companion_experiments()
     if args.list or args.name is None:
         for e in EXPERIMENTS.values():
             print(f"{e.name:<20} {e.doc}")
+        for e in companion.values():
+            doc = " ".join(e.doc.split())
+            print(f"{e.name:<20} {doc[:100]}{'…' if len(doc) > 100 else ''}")
+        return 0
+    if args.name in companion:
+        from .sweep.cli import DEFAULT_ROOT
+        out = Path(args.out) if args.out else DEFAULT_ROOT / (args.name + ("-quick" if args.quick else ""))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            raise ConfigError(f"--out: cannot create {out}; allowed a writable folder") from None
+        summary = companion[args.name].run(args.quick, out)
+        print(json.dumps(summary, default=_jsonable))
+        print(f"wrote {out}")
         return 0
     exp = EXPERIMENTS.get(args.name)
     if exp is None:
-        raise ConfigError(f"NAME: unknown experiment {args.name!r}; allowed {', '.join(EXPERIMENTS)}")
+        raise ConfigError(f"NAME: unknown experiment {args.name!r}; allowed "
+                          f"{', '.join(list(EXPERIMENTS) + list(companion))}")
     from .sweep.cli import execute, print_report
     report, figures = execute(exp.spec(args.quick), args, resume=args.resume)
     if not report.complete:
