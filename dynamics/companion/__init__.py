@@ -4,6 +4,9 @@
 * ``ipms``       -- F1 / F2 IPMs, sliced W1, Gaussian-mixture helpers (papers A and B).
 * ``ct``         -- conditional-transport costs and their particle gradient (paper C).
 * ``linear_gan`` -- linear-Gaussian GAN: W2 error, double descent, conditioning (paper D).
+* ``live``       -- cheap batched meters for runs and the app: approximability, F1/F2 panel.
+* ``gallery``    -- the `effgan reproduce` experiments of the four papers (imported on demand:
+  it loads xarray and, inside its runs, the plotting stack).
 
 No module touches the global RNG: randomness comes from an explicit ``torch.Generator``.
 Dtype and device follow the inputs; samplers take them as keywords.
