@@ -71,7 +71,7 @@ def separation(ds: xr.Dataset, out_dir) -> list[Path]:
         v = ds[key].values
         col = CYCLE[i // 2]
         mid.append(hv.Scatter((np.repeat(ds_s, v.shape[1]), v.ravel()), d, ipm, label=label)
-                   .opts(color=col, s=30, marker="o" if "null" not in key else "x"))
+                   .opts(color=col, s=30, marker="o" if "null" not in key else "X"))
     mid += [hv.Curve((th, ds.theory_f1.values), d, ipm, label="F1 theory").opts(color=CYCLE[0], linestyle="--"),
             hv.Curve((th, ds.theory_f2.values), d, ipm, label="F2 theory").opts(color=CYCLE[1], linestyle="--")]
     step = hv.Dimension("step")
