@@ -8,6 +8,7 @@ particles move); d = 1 is drawn on the x axis.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import torch
@@ -16,10 +17,12 @@ from dynamics import metrics
 from dynamics.engine import Simulation, State
 from dynamics.losses import LOSSES
 
+log = logging.getLogger(__name__)
 SHOW_MAX = 10_000        # particles drawn per frame (the rest are statistically the same)
 FIELD_GRID = 72          # discriminator field resolution (FIELD_GRID² evaluations)
 ARROWS_MAX = 300
 IMAGES = 16              # digits: particles shown as images
+REF_POINTS = 600        # target sample drawn under the particles (redrawn every frame: keep it light)
 SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
 
 
@@ -71,7 +74,7 @@ def project(x: np.ndarray, scene: Scene) -> np.ndarray:
 
 def make_scene(sim: Simulation, build: int) -> Scene:
     cfg, tg = sim.cfg, sim.target
-    ref = tg.sample_fixed(2000).double().cpu().numpy()
+    ref = tg.sample_fixed(REF_POINTS).double().cpu().numpy()
     centers = tg.centers.double().cpu().numpy()
     origin, basis = _projection(np.concatenate([ref, centers]))
     pr = lambda a: (a - origin) @ basis                                     # noqa: E731
@@ -106,11 +109,21 @@ def discriminator_field(sim: Simulation, state: State, grid: torch.Tensor) -> np
     return (D - D.mean()).reshape(FIELD_GRID, FIELD_GRID).astype(np.float32)
 
 
-def force_arrows(sim: Simulation, state: State, scene: Scene) -> np.ndarray:
-    """Generator forces F = gen_weight(D) ∇D at up to ARROWS_MAX particles, scaled for display."""
-    x = state.x[:, :ARROWS_MAX]
+def forces(sim: Simulation, state: State, x: torch.Tensor) -> torch.Tensor:
+    """(B, n, d) generator forces at x, as the engine's step computes them (without the
+    pseudo-supervision pull): a critic's own `force` (it needs a real batch: the target's
+    fixed reference sample), else gen_weight(D)·∇D."""
+    if getattr(sim.disc, "force", None) is not None:
+        real = sim.target.sample_fixed(max(x.shape[1], 64)).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return sim.disc.force(state.disc, x, real, state.hyper)[1]
     D, g = sim.disc.value_and_grad(state.disc, x)
-    F = (LOSSES[sim.cfg["loss"]].gen_weight(D).unsqueeze(-1) * g)[0].detach().double().cpu().numpy()
+    return LOSSES[sim.cfg["loss"]].gen_weight(D).unsqueeze(-1) * g
+
+
+def force_arrows(sim: Simulation, state: State, scene: Scene) -> np.ndarray:
+    """Forces at up to ARROWS_MAX particles, scaled so the longest is 8 % of the view."""
+    x = state.x[:, :ARROWS_MAX]
+    F = forces(sim, state, x)[0].detach().double().cpu().numpy()
     start = project(x[0].detach().double().cpu().numpy(), scene)
     dirs = F @ scene.basis
     size = np.linalg.norm(dirs, axis=1).max()
@@ -146,10 +159,19 @@ def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: 
         metrics=frame_metrics(sim, state, x_prev),
         hyper={k: float(v[0]) for k, v in state.hyper.items()},
         diverged_step=int(state.diverged_step[0]),
-        field=discriminator_field(sim, state, field_grid) if field_grid is not None else None,
-        arrows=force_arrows(sim, state, scene) if arrows else None,
-        spectrum=spectrum(sim, state) if with_spectrum else None,
+        field=_optional(discriminator_field, sim, state, field_grid) if field_grid is not None else None,
+        arrows=_optional(force_arrows, sim, state, scene) if arrows else None,
+        spectrum=_optional(spectrum, sim, state) if with_spectrum else None,
         images=images)
+
+
+def _optional(fn, *args):
+    """A view-only extra that a critic or kernel cannot provide is left out, never fatal."""
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - e.g. a critic without a value function
+        log.debug("%s unavailable", fn.__name__, exc_info=True)
+        return None
 
 
 def _xy(x: torch.Tensor) -> np.ndarray:

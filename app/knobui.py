@@ -21,15 +21,16 @@ HIDDEN = {"target.file"}
 SHOWN = [k for k in KNOBS.values() if k.role != "run" and k.name not in HIDDEN]
 
 GROUPS = {"particles": "Target", "real": "Target", "target": "Target", "init": "Target",
-          "kernel": "Generator kernel", "disc": "Discriminator", "loss": "Loss & regulariser",
-          "reg": "Loss & regulariser", "update": "Loss & regulariser", "lr": "Learning rates",
+          "kernel": "Generator kernel", "disc": "Discriminator", "critic": "Discriminator", "ct": "Discriminator",
+          "loss": "Loss & regulariser", "reg": "Loss & regulariser", "ps": "Loss & regulariser",
+          "update": "Loss & regulariser", "lr": "Learning rates",
           "seed": "Run", "dtype": "Run", "device": "Run"}
 
 # Which knobs a choice makes meaningful (a knob absent here always matters).
 APPLIES = {
     "kernel.ratio": ("kernel.kind", {"two_number"}),
     "kernel.width": ("kernel.kind", {"rbf"}),
-    "kernel.latent_dim": ("kernel.kind", {"rbf", "relu_ntk", "network"}),
+    "kernel.latent_dim": ("kernel.kind", {"rbf", "relu_ntk", "network", "linear"}),
     "kernel.depth": ("kernel.kind", {"relu_ntk", "network"}),
     "kernel.bias": ("kernel.kind", {"relu_ntk", "network"}),
     "kernel.net_width": ("kernel.kind", {"network"}),
@@ -39,6 +40,9 @@ APPLIES = {
     "disc.activation": ("disc.kind", {"mlp"}),
     "disc.width": ("disc.kind", {"mlp"}),
     "disc.depth": ("disc.kind", {"mlp"}),
+    "critic.restarts": ("disc.kind", {"f1_neuron"}),
+    "ct.rho": ("disc.kind", {"ct"}),
+    "ct.beta": ("disc.kind", {"ct"}),
 }
 
 SLIDER_SPAN = 20        # linear knobs with a narrower declared range get a slider
@@ -120,7 +124,7 @@ def make_widget(k: Knob, value: Any):
     import panel as pn
     from bokeh.models import CustomJSTickFormatter
     kind = widget_kind(k)
-    kw = dict(name=label(k), sizing_mode="stretch_width")
+    kw = dict(label=label(k), sizing_mode="stretch_width")
     same = (lambda v: v), (lambda v: v)
     if kind == "select":
         return pn.widgets.Select(options=k.allowed(), value=value, **kw), *same

@@ -7,10 +7,12 @@ when the session is destroyed.
 from __future__ import annotations
 
 import io
+import time
 import urllib.parse
 
 import numpy as np
 import panel as pn
+from bokeh.models import CustomJS, Div
 
 from dynamics import presets
 from dynamics.knobs import KNOBS
@@ -20,6 +22,7 @@ from .state import ATTR, Lab
 from .views import Views, draw_figure
 
 FRAME_MS = 33            # the render tick: at most ~30 frames a second per session
+SLOW_MS = 250            # time series and the step counter refresh at most this often
 ACCENT = "#4a2377"
 SIDEBAR_WIDTH = 350
 
@@ -29,6 +32,7 @@ def knob_widget(lab: Lab, name: str):
     """A widget for one knob, two-way linked to the lab (log sliders convert through log10)."""
     k, a = KNOBS[name], ATTR[name]
     w, to_w, from_w = knobui.make_widget(k, getattr(lab, a))
+    w.css_classes = [f"knob-{a}"]                     # a stable handle for browser tests
     kind = knobui.widget_kind(k)
     # structural sliders apply on release (each change rebuilds); live ones while dragging
     event = "value_throttled" if kind in ("slider", "log") and k.role != "hyper" else "value"
@@ -79,25 +83,29 @@ def knob_cards(lab: Lab):
 # ---------------------------------------------------------------- sidebar parts
 def transport(lab: Lab):
     play = pn.widgets.Toggle(value=lab.running, color="primary", width=100)
-    step = pn.widgets.Button(name="Step", width=80)
-    reset = pn.widgets.Button(name="Reset", width=80)
-    counter = pn.widgets.StaticText(name="step", value="0")
+    step = pn.widgets.Button(label="Step", width=80)
+    reset = pn.widgets.Button(label="Reset", width=80)
+    # a raw Bokeh Div: updating a Panel widget ten times a second costs the event loop more
+    counter = Div(text=step_text(0), name="step-counter", css_classes=["step-counter"])
 
     def show_running(*_):
-        play.param.update(value=lab.running, name="❚❚ Pause" if lab.running else "▶ Play")
+        play.param.update(value=lab.running, label="❚❚ Pause" if lab.running else "▶ Play")
 
     play.param.watch(lambda e: setattr(lab, "running", e.new), "value")
     lab.param.watch(show_running, "running")
-    lab.param.watch(lambda e: setattr(counter, "value", f"{e.new:,}"), "t")
     step.on_click(lambda e: lab.step_once())
     reset.on_click(lambda e: lab.reset())
     show_running()
     speed = pn.widgets.IntSlider.from_param(lab.param.speed, sizing_mode="stretch_width")
-    return pn.Column(pn.Row(play, step, reset), speed, counter, sizing_mode="stretch_width")
+    return pn.Column(pn.Row(play, step, reset), speed, pn.pane.Bokeh(counter), sizing_mode="stretch_width"), counter
+
+
+def step_text(t: int) -> str:
+    return f"<b>step</b> {t:,}"
 
 
 def preset_picker(lab: Lab):
-    select = pn.widgets.Select.from_param(lab.param.preset, name="preset", sizing_mode="stretch_width")
+    select = pn.widgets.Select.from_param(lab.param.preset, label="preset", sizing_mode="stretch_width")
     doc = pn.pane.Markdown(presets.describe(lab.preset), styles={"font-size": "12px", "color": "#555"},
                            margin=(0, 10))
     lab.param.watch(lambda e: setattr(doc, "object", presets.describe(e.new)), "preset")
@@ -106,8 +114,8 @@ def preset_picker(lab: Lab):
 
 def custom_target(lab: Lab):
     fig, drawn = draw_figure()
-    use = pn.widgets.Button(name="Use drawn points", color="primary", sizing_mode="stretch_width")
-    clear = pn.widgets.Button(name="Clear", sizing_mode="stretch_width")
+    use = pn.widgets.Button(label="Use drawn points", color="primary", sizing_mode="stretch_width")
+    clear = pn.widgets.Button(label="Clear", sizing_mode="stretch_width")
     upload = pn.widgets.FileInput(accept=".csv,.txt,.npy", sizing_mode="stretch_width")
 
     def use_drawn(_):
@@ -117,13 +125,14 @@ def custom_target(lab: Lab):
     use.on_click(use_drawn)
     clear.on_click(lambda e: setattr(drawn, "data", {"x": [], "y": []}))
     upload.param.watch(lambda e: e.new is not None and lab.upload(upload.filename or "upload.csv", e.new), "value")
-    return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}), pn.pane.Bokeh(fig),
+    return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}),
+                   pn.pane.Bokeh(fig, css_classes=["draw-target"]),
                    pn.Row(use, clear), upload, title="Your own target", collapsed=True,
                    sizing_mode="stretch_width", margin=(4, 0))
 
 
 def share(lab: Lab):
-    link = pn.widgets.TextInput(name="link to this set-up", sizing_mode="stretch_width")
+    link = pn.widgets.TextInput(label="link to this set-up", sizing_mode="stretch_width")
 
     def downloader(fn, filename, label):
         def callback():
@@ -145,6 +154,12 @@ def share(lab: Lab):
 
 
 # ---------------------------------------------------------------- the page
+def connected(doc) -> bool:
+    """False once the browser of a served session has disconnected (True outside a server)."""
+    session = getattr(getattr(doc, "session_context", None), "_session", None)
+    return session is None or getattr(session, "connection_count", 1) > 0
+
+
 def create(query: dict | None = None, fps: float = 30.0):
     """Build one session's page; `query` defaults to the request's URL parameters."""
     lab = Lab(fps=fps)
@@ -164,7 +179,7 @@ def _page(lab: Lab):
     message = pn.pane.Alert(lab.message, alert_type=lab.message_kind, visible=bool(lab.message),
                             sizing_mode="stretch_width", margin=(0, 10))
     banner = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(0, 10))
-    lab.param.watch(lambda e: message.param.update(object=lab.message, alert_type=lab.message_kind,
+    lab.param.watch(lambda *e: message.param.update(object=lab.message, alert_type=lab.message_kind,
                                                    visible=bool(lab.message)), ["message", "message_kind"])
     lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
 
@@ -172,19 +187,26 @@ def _page(lab: Lab):
     share_card, link = share(lab)
     loc = pn.state.location
     base = (loc.href or "").split("?")[0] if loc is not None else ""
+    # Panel's Location defers address-bar updates until the document is idle, which a page
+    # that streams 30 frames a second may never be: write the query with a tiny JS hook.
+    address = Div(text="", width=0, height=0, margin=0, styles={"display": "none"})
+    address.js_on_change("text", CustomJS(code="window.history.replaceState(null, '', "
+                                               "window.location.pathname + cb_obj.text)"))
 
     def sync_url(*_):
         search = "?" + urllib.parse.urlencode(lab.query())
-        if loc is not None and loc.search != search:
-            loc.search = search
+        address.text = search
         link.value = base + search
 
     lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed"])
     sync_url()
 
-    toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach),
-                     pn.widgets.Checkbox.from_param(lab.param.arrows), sizing_mode="stretch_width")
-    sidebar = [preset_picker(lab), transport(lab), toggles, *cards, custom_target(lab), share_card]
+    toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach, css_classes=["toggle-teach"]),
+                     pn.widgets.Checkbox.from_param(lab.param.arrows, css_classes=["toggle-arrows"]),
+                     sizing_mode="stretch_width")
+    controls, counter = transport(lab)
+    sidebar = [preset_picker(lab), controls, toggles, *cards, custom_target(lab), share_card,
+               pn.pane.Bokeh(address, margin=0)]
 
     text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
     main = [
@@ -197,11 +219,24 @@ def _page(lab: Lab):
         pn.Row(pn.pane.Bokeh(views.spectrum_fig), pn.pane.Markdown(texts.SPECTRUM, **text)),
     ]
 
+    last_flush = [0.0]
+    doc = pn.state.curdoc
+
     def tick():
+        lab.worker.attached = connected(doc)
+        if not lab.worker.attached:
+            return                                  # the tab is gone; the session ends soon
         with pn.io.hold():
             f = lab.take_frame()
             if f is not None:
                 views.update(f)
+            now = time.monotonic()
+            if now - last_flush[0] >= SLOW_MS / 1000:      # the slow parts, a few times a second
+                last_flush[0] = now
+                views.flush()
+                shown = step_text(lab.t)
+                if counter.text != shown:
+                    counter.text = shown
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
     cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
@@ -211,7 +246,11 @@ def _page(lab: Lab):
         lab.close()
 
     pn.state.on_session_destroyed(destroyed)
-    page = pn.template.BootstrapTemplate(title="effgan · the GAN dynamics lab", sidebar=sidebar, main=main,
-                                         sidebar_width=SIDEBAR_WIDTH, header_background=ACCENT)
+    # one root per area: Bokeh re-walks every model of the document for each root it adds
+    page = pn.template.BootstrapTemplate(title="effgan · the GAN dynamics lab",
+                                         sidebar=[pn.Column(*sidebar, sizing_mode="stretch_width")],
+                                         main=[pn.Column(*main, sizing_mode="stretch_width")],
+                                         sidebar_width=SIDEBAR_WIDTH, header_background=ACCENT,
+                                         busy_indicator=None)   # it would restyle the header every frame
     page.lab = lab          # for tests and benchmarks that drive a served page in-process
     return page

@@ -1,7 +1,9 @@
 """`effgan serve`: start the live lab (one page per browser session, see `app.page`).
 
-Sessions whose browser went away are reclaimed within seconds (not Bokeh's default 15-17 s),
-so their simulation workers stop promptly. `panel serve app/main.py` serves the same page.
+A session whose browser went away pauses its simulation at once and is reclaimed within about
+ten seconds (Bokeh's defaults take up to half a minute), which stops its worker thread; a
+shorter lifetime would expire fresh sessions that a slow browser has not connected to yet.
+`panel serve app/main.py` serves the same page.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import argparse
 import socket
 
 CHECK_UNUSED_MS = 1000
-UNUSED_LIFETIME_MS = 2000
+UNUSED_LIFETIME_MS = 10000
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,6 +19,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for a classroom)")
     p.add_argument("--show", action="store_true", help="open the lab in a browser")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per simulation step (default 1: sessions already run in parallel threads)")
     p.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="host names the page may be reached under (repeatable; default: the bound address)")
 
@@ -36,21 +40,24 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, threaded: bool = False,
-          websocket_origin: list[str] | None = None, **kw):
+          websocket_origin: list[str] | None = None, threads: int | None = 1, **kw):
     """Start the server; returns it (a thread with `.stop()` when threaded, else blocks)."""
     import panel as pn
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
 
     from .page import create
     port = port or free_port(address if address not in ("0.0.0.0", "::", "") else "127.0.0.1")
-    kw.setdefault("check_unused_sessions", CHECK_UNUSED_MS)
-    kw.setdefault("unused_session_lifetime", UNUSED_LIFETIME_MS)
+    kw.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_MS)
+    kw.setdefault("unused_session_lifetime_milliseconds", UNUSED_LIFETIME_MS)
     return pn.serve(create, port=port, address=address, show=show, threaded=threaded,
                     websocket_origin=origins(address, port, websocket_origin), title="effgan lab",
                     verbose=not threaded, **kw)
 
 
 def main_serve(args) -> int:
-    serve(args.port, args.address, args.show, websocket_origin=args.allow_websocket_origin)
+    serve(args.port, args.address, args.show, websocket_origin=args.allow_websocket_origin, threads=args.threads)
     return 0
 
 

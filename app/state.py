@@ -65,6 +65,8 @@ class Lab(Knobs):
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "Lab":
         """Build the first simulation (falling back to the preset on a bad combination) and run."""
+        if self._started:
+            return self
         for _ in range(len(KEY)):
             try:
                 self.worker.load(self._build())
@@ -72,6 +74,7 @@ class Lab(Knobs):
             except ConfigError as e:
                 self._say(str(e), "danger")
                 if not self._revert_key(str(e)):
+                    self.custom = None
                     self._set_quietly(**self._preset_values(self.preset))
         self.worker.running = self.running
         self.worker.arrows = self.arrows
@@ -80,8 +83,9 @@ class Lab(Knobs):
         return self
 
     def close(self) -> None:
-        """Stop the worker and drop the simulation (called when the session is destroyed)."""
-        self.worker.stop()
+        """Stop the worker and drop the simulation (called when the session is destroyed, on the
+        event loop: so it does not wait long for the thread, which finishes on its own)."""
+        self.worker.stop(timeout=0.2)
         self._started = False
 
     # ------------------------------------------------------------ configuration
@@ -122,11 +126,15 @@ class Lab(Knobs):
             self.param.update(**values)
 
     def _revert_key(self, error: str) -> bool:
-        """Put the knob an error names back to the preset's value; False if none is named."""
+        """Put the knob an error names back to the preset's value; False if that changes nothing."""
         key = error.split(":", 1)[0].strip()
         if key not in ATTR:
             return False
-        self._set_quietly(**{ATTR[key]: self._preset_values(self.preset)[ATTR[key]]})
+        a = ATTR[key]
+        value = self._preset_values(self.preset)[a]
+        if getattr(self, a) == value:
+            return False
+        self._set_quietly(**{a: value})
         return True
 
     def _say(self, text: str, kind: str = "info") -> None:

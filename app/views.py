@@ -9,7 +9,7 @@ particles: both keep the per-frame cost flat.
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import (ColumnDataSource, DataRange1d, LabelSet, Legend, LinearColorMapper, PointDrawTool,
+from bokeh.models import (ColumnDataSource, Label, LabelSet, LinearColorMapper, PointDrawTool,
                           Range1d, Span)
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
@@ -39,7 +39,7 @@ def particle_data(frame: Frame) -> dict[str, np.ndarray]:
 def scene_data(scene: Scene) -> dict[str, dict]:
     """Columns of the static layers: target sample and mode circles."""
     r, c = scene.ref_xy, scene.centers_xy
-    show_circles = len(c) <= 200
+    show_circles = len(c) <= 200 and scene.dim <= 2        # a capture ball does not project to a circle
     return {"target": {"x": r[:, 0].copy(), "y": r[:, 1].copy()},
             "modes": {"x": c[:, 0].copy() if show_circles else np.zeros(0, np.float32),
                       "y": c[:, 1].copy() if show_circles else np.zeros(0, np.float32),
@@ -65,6 +65,20 @@ def series_row(frame: Frame) -> dict[str, list[float]]:
     for k in ("mode_entropy", "spread_rel", "loss_d", "loss_g", "speed_collective", "speed_relative"):
         row[k] = [m.get(k, float("nan"))]
     return row
+
+
+def series_bounds(columns: list) -> tuple[float, float]:
+    """(lo, hi) covering the finite values of some columns, padded; rounded so that small
+    changes do not resend the range every flush."""
+    v = np.concatenate([np.asarray(c, float) for c in columns])
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 1e-6)
+    lo, hi = lo - pad, hi + pad
+    step = 10 ** np.floor(np.log10(max(hi - lo, 1e-12))) / 4
+    return float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
 
 
 def spectrum_data(levels: np.ndarray, mult: np.ndarray) -> dict:
@@ -107,6 +121,7 @@ class Views:
     def __init__(self):
         self.scene_build = -1
         self.epoch = -1
+        self._rows: dict[str, list[float]] = {}
         self._particles_fig()
         self._series_figs()
         self._spectrum_fig()
@@ -129,29 +144,31 @@ class Views:
         f.segment("x0", "y0", "x1", "y1", source=self.arrows, color="#333333", line_width=1.2, alpha=0.8)
         self.particles = ColumnDataSource({"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)},
                                           name="particles")
-        f.scatter("x", "y", source=self.particles, size=4.5, color=PARTICLE, alpha=0.85)
+        f.scatter("x", "y", source=self.particles, size=4.5, fill_color=PARTICLE, line_color=None, alpha=0.9)
         self.particle_fig = f
 
     def _series_figs(self):
         self.series = ColumnDataSource({k: [] for k in ["t"] + [m for v in SERIES.values() for m, _, _ in v]},
                                        name="series")
-        x_range = DataRange1d(range_padding=0.02)
+        # ranges are set from the data on each flush: BokehJS auto-ranging of four figures
+        # costs the browser more, and warns while the series are empty
+        self.series_x = Range1d(0, 100)
         self.series_figs = {}
         for name, lines in SERIES.items():
-            kw = {"y_range": Range1d(0, 1.05)} if name == "modes" else {}
-            f = _fig(TITLES[name], width=330, height=210, x_range=x_range, **kw)
-            items = []
-            for key, legend, colour in lines:
-                r = f.line("t", key, source=self.series, color=colour, line_width=1.8)
-                items.append((legend, [r]))
-            f.add_layout(Legend(items=items, location="top_left", label_text_font_size="10px", padding=2,
-                                background_fill_alpha=0.6), "center")
-            f.legend.click_policy = "hide"
+            f = _fig(TITLES[name], tools="", width=330, height=210, x_range=self.series_x, y_range=Range1d(0, 1.05))
+            f.toolbar_location = None
+            for i, (key, legend, colour) in enumerate(lines):
+                f.line("t", key, source=self.series, color=colour, line_width=1.8)
+                # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
+                f.add_layout(Label(x=6, y=6 + 14 * i, x_units="screen", y_units="screen", text=f"— {legend}",
+                                   text_color=colour, text_font_size="10px", background_fill_color="white",
+                                   background_fill_alpha=0.7))
             f.xaxis.axis_label = "step"
             self.series_figs[name] = f
 
     def _spectrum_fig(self):
-        f = _fig("Kernel spectrum Θ", width=540, height=260, y_axis_type="log")
+        f = _fig("Kernel spectrum Θ", tools="save", width=540, height=260, y_axis_type="log", x_range=Range1d(0, 3),
+                 y_range=Range1d(0.1, 10))
         self.spectrum = ColumnDataSource({"x": [], "top": [], "bottom": [], "label": []}, name="spectrum")
         f.segment("x", "bottom", "x", "top", source=self.spectrum, color="#444444", line_width=2)
         f.scatter("x", "top", source=self.spectrum, size=7, color="#444444")
@@ -178,12 +195,14 @@ class Views:
 
     # ------------------------------------------------------------ per frame
     def update(self, frame: Frame) -> None:
-        """Push one frame; call inside `pn.io.hold()` so it goes out as one message."""
+        """Push one frame (time series wait for `flush`); call inside `pn.io.hold()` so it goes out
+        as one message."""
         sc = frame.scene
         if sc.build != self.scene_build:
             self.set_scene(sc)
         if frame.epoch != self.epoch:
             self.epoch = frame.epoch
+            self._rows = {}
             self.series.data = {k: [] for k in self.series.data}
             self.arrows.data = arrow_data(frame)
         self.particles.data = particle_data(frame)
@@ -198,7 +217,36 @@ class Views:
         if frame.images is not None:
             g = image_grid(frame.images)
             self.images.data = {"image": [g], "dw": [1.0], "dh": [g.shape[0] / g.shape[1]]}
-        self.series.stream(series_row(frame), rollover=ROLLOVER)
+        for k, v in series_row(frame).items():
+            self._rows.setdefault(k, []).extend(v)
+
+    def flush(self) -> None:
+        """Send the time-series rows gathered since the last flush (the page redraws four
+        figures per flush, so the caller flushes ~10 times a second, not every frame)."""
+        if self._rows:
+            self.series.stream(self._rows, rollover=ROLLOVER)
+            self._rows = {}
+            self._fit_series()
+
+    def _fit_series(self) -> None:
+        """Widen the fixed ranges in steps, only when the data leave them (every range change
+        makes the browser lay the four figures out again)."""
+        data = self.series.data
+        t = np.asarray(data["t"], float)
+        if not len(t):
+            return
+        x = self.series_x
+        if t[-1] > x.end or t[0] < x.start or t[0] > x.start + 0.25 * (x.end - x.start):
+            span = max(t[-1] - t[0], 10.0)
+            step = 10 ** np.floor(np.log10(span)) / 2
+            x.update(start=float(np.floor(t[0] / step) * step), end=float(np.ceil((t[-1] + 0.3 * span) / step) * step))
+        for name, lines in SERIES.items():
+            if name == "modes":
+                continue
+            lo, hi = series_bounds([data[k] for k, _, _ in lines])
+            r = self.series_figs[name].y_range
+            if lo < r.start or hi > r.end or (hi - lo) < 0.3 * (r.end - r.start):
+                r.update(start=lo, end=hi)
 
     def set_scene(self, sc: Scene) -> None:
         self.scene_build = sc.build
@@ -218,6 +266,11 @@ class Views:
     def set_spectrum(self, levels: np.ndarray, mult: np.ndarray) -> None:
         d = spectrum_data(levels, mult)
         self.spectrum.data = d["stems"]
+        if len(levels):
+            top, floor = float(np.max(d["stems"]["top"])), float(np.min(d["stems"]["bottom"]))
+            self.spectrum_fig.x_range.update(start=0.5, end=len(levels) + (0.8 if len(levels) < 5 else 0.5))
+            self.spectrum_fig.y_range.update(start=10 ** np.floor(np.log10(floor)),      # whole decades
+                                             end=10 ** np.ceil(np.log10(top * 1.5)))
         ok = np.isfinite(d["collective"])
         self.collective.update(location=d["collective"] if ok else None, visible=bool(ok))
         rel = d["relative"]

@@ -3,11 +3,13 @@
 The thread alone touches the Simulation and its State; the session talks to it through a
 small command queue (load, reset, set_hyper, step) and reads back only the *latest* frame
 (a single-slot mailbox: frames the page had no time for are dropped, never queued).
-It runs `speed` steps, publishes a frame, and waits so that at most `fps` frames a second
-are made: `speed` sets how fast simulated time runs, independently of the frame rate.
+It runs `speed` steps (fewer when they take longer than a frame interval), publishes a frame,
+and waits so that at most `fps` frames a second are made: `speed` sets how fast simulated time
+runs, independently of the frame rate, up to what the engine can do.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import dataclasses
 import itertools
@@ -34,6 +36,7 @@ _ids = itertools.count(1)
 class Worker:
     def __init__(self, fps: float = 30.0, speed: int = 10):
         self.running = True
+        self.attached = True               # False while no browser is connected: no stepping
         self.speed = speed
         self.arrows = False
         self.interval = 1.0 / fps
@@ -57,7 +60,8 @@ class Worker:
         self._diverged = -1
         self._spec_dirty = self._field_dirty = False
         self._spec_time = self._field_time = 0.0
-        self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{next(_ids)}", daemon=True)
+        self.id = next(_ids)
+        self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{self.id}", daemon=True)
 
     # ------------------------------------------------------------ called from the session
     def start(self) -> "Worker":
@@ -112,7 +116,8 @@ class Worker:
                 n = 0
                 try:
                     changed = self._apply_commands()
-                    n = self._pending or (self.speed if self.running and self._healthy() else 0)
+                    go = self.running and self.attached and self._healthy()
+                    n = self._pending or (self.speed if go else 0)
                     x_prev = self._advance(n) if n else None
                     if n or changed:
                         self._publish(x_prev)
@@ -160,6 +165,7 @@ class Worker:
         self._note_hyper()
         self.record.clear()
         self.record.cfg = dict(sim.cfg)
+        self.record.add_snapshot(state.t, state.x[0].detach().float().cpu().numpy())
 
     def _note_hyper(self) -> None:
         self.hyper = {k: float(v[0]) for k, v in self._state.hyper.items()}
@@ -167,9 +173,10 @@ class Worker:
     def _advance(self, n: int):
         sim, s, rec = self._sim, self._state, self.record
         x_prev = s.x
+        end = time.perf_counter() + self.interval
         for i in range(n):
-            if i and self._cmds:
-                break                              # a knob moved: apply it now, not after n steps
+            if i and (self._cmds or time.perf_counter() > end):
+                break       # a knob moved, or a frame is due: the engine is slower than speed × fps
             x_prev = s.x
             s = sim.step(s)
             self.steps_done += 1
@@ -203,3 +210,10 @@ class Worker:
             if prev is not None:                   # keep the slow parts a dropped frame carried
                 self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum")
                                                          if getattr(f, k) is None and getattr(prev, k) is not None})
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every worker before the interpreter tears torch down under a running thread."""
+    for w in list(LIVE):
+        w.stop(timeout=2.0)

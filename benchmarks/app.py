@@ -1,0 +1,116 @@
+"""Live lab speed: frames a headless Chromium receives, and simulation steps while streaming.
+
+  python -m benchmarks.app [--particles 2000] [--speed 200] [--seconds 10] [--threads T]
+
+1. The engine alone (no server): steps/s of the default preset (ring8) with N particles,
+   measured before and after the browser part (their mean is the reference: on a shared
+   machine the rate drifts with the load).
+2. The lab served in this process, opened in Debian's headless chromium (software rendering)
+   with the default views: frames received = changes of the particle ColumnDataSource seen by
+   BokehJS, counted in the page; steps/s = what the session's worker did over the same window.
+   The default speed is the slider's maximum: the worker steps as fast as it can and still
+   publishes a frame every 1/30 s.
+Targets (issue 3): >= 20 fps, and streaming keeps >= 50 % of the headless step rate.
+The machine, its load and the torch thread count are printed with the numbers: on a shared
+machine both rates move with the load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+
+import torch
+
+from dynamics import presets
+from dynamics.engine import build
+from dynamics.knobs import resolve
+
+from .engine import machine, rate
+
+COUNT_JS = """() => {
+  const m = Bokeh.documents[0].get_model_by_name('particles');
+  window.__frames = 0;
+  m.properties.data.change.connect(() => { window.__frames += 1 });
+  return m.data.x.length }"""
+LENGTH_JS = """() => { const d = window.Bokeh && Bokeh.documents[0];
+  const m = d && d.get_model_by_name('particles'); return m ? m.data.x.length : 0 }"""
+
+
+def engine_rate(particles: int, seconds: float) -> float:
+    sim = build(resolve(presets.load(presets.DEFAULT), {"particles": particles}))
+    box = [sim.init()]
+
+    def step():
+        box[0] = sim.step(box[0])
+    return rate(step, seconds)
+
+
+def streaming(particles: int, speed: int, seconds: float) -> tuple[float, float, float]:
+    """(frames/s in the page, worker steps/s, page load seconds)."""
+    from playwright.sync_api import sync_playwright
+
+    from app import server
+    from app.worker import LIVE
+    port = server.free_port()
+    srv = server.serve(port, threaded=True, threads=torch.get_num_threads())
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--headless"])
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            t0 = time.perf_counter()
+            for _ in range(100):
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/?particles={particles}&speed={speed}")
+                    break
+                except Exception:  # noqa: BLE001 - the server thread may still be starting
+                    time.sleep(0.2)
+            while page.evaluate(LENGTH_JS) != particles:
+                time.sleep(0.05)
+            load = time.perf_counter() - t0
+            worker = max(LIVE, key=lambda w: w.id)
+            page.evaluate(COUNT_JS)
+            time.sleep(2.0)                                   # warm up: JIT, first layouts
+            f0, s0, t0 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
+            time.sleep(seconds)
+            f1, s1, t1 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
+            browser.close()
+        return (f1 - f0) / (t1 - t0), (s1 - s0) / (t1 - t0), load
+    finally:
+        for w in list(LIVE):
+            w.stop()
+        srv.stop()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--particles", type=int, default=2000)
+    ap.add_argument("--speed", type=int, default=200, help="steps per frame in the lab (200: the maximum)")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as `effgan serve`)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if shutil.which("chromium") is None:
+        print("chromium is not installed: cannot measure the browser side")
+        return 1
+    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}")
+    before = engine_rate(args.particles, min(args.seconds, 5.0))
+    fps, steps, load = streaming(args.particles, args.speed, args.seconds)
+    after = engine_rate(args.particles, min(args.seconds, 5.0))
+    headless = (before + after) / 2
+    print(f"engine alone, ring8, N = {args.particles}: {headless:8.1f} steps/s (before {before:.1f}, after {after:.1f})")
+    keep = steps / headless
+    print(f"lab in headless chromium, N = {args.particles}, speed {args.speed} steps/frame "
+          f"(page ready in {load:.1f} s):")
+    print(f"  frames received {fps:6.1f} fps      (target >= 20)  {'ok' if fps >= 20 else 'MISSED'}")
+    print(f"  steps while streaming {steps:8.1f} steps/s = {100 * keep:5.1f} % of the engine alone "
+          f"(target >= 50 %)  {'ok' if keep >= 0.5 else 'MISSED'}")
+    print(f"  load average after: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""The live lab's state object, headless: knob routing, URL round trip, uploads, divergence,
+workers, and the pure frame/view/export functions. No browser, no server."""
+from __future__ import annotations
+
+import io
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+
+pytest.importorskip("panel")
+
+from dynamics import presets  # noqa: E402
+from dynamics.knobs import KNOBS  # noqa: E402
+from app import export, frames, knobui, views  # noqa: E402
+from app.state import ATTR, Lab, read_points  # noqa: E402
+from app.worker import LIVE, Worker  # noqa: E402
+
+
+def wait_until(fn, timeout=20.0, interval=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if fn():
+            return True
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def lab():
+    lab = Lab(particles=32)
+    lab.start()
+    yield lab
+    lab.close()
+
+
+def steady(worker, dt=0.15):
+    n = worker.steps_done
+    time.sleep(dt)
+    return worker.steps_done == n
+
+
+def frame_of(lab, pred=lambda f: True, timeout=20.0):
+    """Drain frames until one satisfies pred."""
+    got = []
+
+    def ok():
+        f = lab.take_frame()
+        if f is not None and pred(f):
+            got.append(f)
+        return bool(got)
+    wait_until(ok, timeout)
+    return got[0]
+
+
+# ---------------------------------------------------------------- knobs -> params and widgets
+def test_parameters_are_generated_from_the_knob_declarations():
+    for k in knobui.SHOWN:
+        p = Lab.param[ATTR[k.name]]
+        assert p.doc == k.doc and p.label == knobui.label(k)
+        if k.allowed() is not None:
+            assert list(p.objects) == k.allowed()
+        elif k.kind in (int, float):
+            assert tuple(p.bounds) == tuple(k.bounds)
+    assert not any(k.role == "run" for k in knobui.SHOWN)          # steps / record.* make no sense live
+    assert "reg_strength" in ATTR.values() and "seed" in ATTR.values()
+
+
+def test_widgets_follow_the_declarations():
+    import panel as pn
+    for k in knobui.SHOWN:
+        w, to_w, from_w = knobui.make_widget(k, k.default)
+        kind = knobui.widget_kind(k)
+        if kind == "log":
+            assert isinstance(w, pn.widgets.FloatSlider) and k.log
+            assert w.start <= to_w(k.default) <= w.end
+            lo, hi = k.bounds
+            assert 10 ** w.start >= (lo or 0) and 10 ** w.end <= hi
+            assert from_w(to_w(0.3)) == pytest.approx(0.3)
+        elif kind == "select":
+            assert w.options == k.allowed()
+        elif kind in ("slider", "input"):
+            assert (w.start, w.end) == tuple(k.bounds)
+    # the regulariser knob is declared log: its slider spans decades, out-of-range values widen it
+    k = KNOBS["reg.strength"]
+    assert knobui.widget_kind(k) == "log"
+    assert knobui.log_range(k, 500.0)[1] >= 500.0
+
+
+# ---------------------------------------------------------------- routing of changes
+def test_live_knob_applies_through_set_hyper_without_reset(lab):
+    wait_until(lambda: lab.worker.steps_done > 20)
+    epoch = frame_of(lab).epoch
+    lab.reg_strength = 0.7
+    wait_until(lambda: lab.worker.hyper.get("reg.strength") == pytest.approx(0.7))
+    assert lab.message.startswith("applied live") and lab.message_kind == "success"
+    f = frame_of(lab, lambda f: f.hyper["reg.strength"] == pytest.approx(0.7))
+    assert f.epoch == epoch and f.t > 20                          # same run, not restarted
+    assert lab.worker.cfg["particles"] == 32
+
+
+def test_structural_knob_rebuilds_and_says_so(lab):
+    wait_until(lambda: lab.worker.steps_done > 20)
+    before = frame_of(lab).epoch
+    lab.param.update(particles=48, disc_activation="tanh")
+    wait_until(lambda: lab.worker.cfg["particles"] == 48)
+    assert lab.worker.cfg["disc.activation"] == "tanh"
+    assert lab.message.startswith("reset:") and lab.message_kind == "warning"
+    f = frame_of(lab, lambda f: f.epoch > before)
+    assert f.xy.shape == (48, 2)
+
+
+def test_a_rejected_combination_is_reverted_and_the_run_goes_on(lab):
+    wait_until(lambda: lab.worker.steps_done > 5)
+    lab.target_kind = "grid"                                       # 8 modes is not a square
+    assert lab.target_kind == "ring" and lab.message_kind == "danger" and "square" in lab.message
+    n = lab.worker.steps_done
+    wait_until(lambda: lab.worker.steps_done > n + 5)
+    assert lab.worker.cfg["target.kind"] == "ring"
+
+
+def test_preset_loads_its_knobs():
+    lab = Lab()
+    lab.preset = "collapse"
+    assert lab.kernel_ratio == presets.load("collapse")["kernel.ratio"]
+    assert "hops" in lab.message or "collapses" in lab.message
+
+
+def test_transport_step_reset_and_pause(lab):
+    wait_until(lambda: lab.worker.steps_done > 10)
+    lab.running = False
+    wait_until(lambda: steady(lab.worker))
+    t0 = lab.worker.steps_done
+    time.sleep(0.3)
+    assert lab.worker.steps_done == t0                             # paused
+    lab.step_once()
+    wait_until(lambda: lab.worker.steps_done == t0 + 1)
+    lab.reset()
+    f = frame_of(lab, lambda f: f.t == 0)
+    assert f.hyper["reg.strength"] == pytest.approx(lab.reg_strength)
+    lab.running = True
+    wait_until(lambda: lab.worker.steps_done > t0 + 10)
+
+
+# ---------------------------------------------------------------- URL
+def test_url_round_trip_restores_every_knob():
+    a = Lab()
+    a.param.update(preset="damping")
+    a.param.update(reg_strength=3.5, seed=11, disc_activation="tanh", particles=20, teach=False, speed=3)
+    q = a.query()
+    assert q["preset"] == "damping" and q["reg.strength"] == "3.5" and q["seed"] == "11"
+    assert "lr.disc" not in q                                      # unchanged knobs stay out of the link
+    parsed = dict(urllib.parse.parse_qsl(urllib.parse.urlencode(q)))     # through a real query string
+    b = Lab()
+    assert b.apply_query(parsed) == []
+    assert b.knob_values() == a.knob_values()
+    assert (b.preset, b.teach, b.speed) == ("damping", False, 3)
+
+
+def test_bad_url_parameters_are_reported_and_skipped():
+    lab = Lab()
+    errors = lab.apply_query({"reg.strength": ["-2"], "particles": [b"abc"], "bogus": ["1"], "preset": ["nope"],
+                              "kernel.ratio": ["0.9"]})
+    assert len(errors) == 4
+    assert lab.message_kind == "danger" and "out of range" in lab.message and "bogus" in lab.message
+    base = resolve_preset(presets.DEFAULT)
+    assert lab.reg_strength == base["reg.strength"] and lab.particles == base["particles"]
+    assert lab.kernel_ratio == 0.9                                 # the good one still applies
+
+
+def resolve_preset(name):
+    from dynamics.knobs import resolve
+    return resolve(presets.load(name))
+
+
+def test_bad_combination_in_url_falls_back_at_start():
+    lab = Lab()
+    lab.apply_query({"target.kind": "grid", "target.modes": "8"})
+    lab.start()
+    try:
+        wait_until(lambda: lab.worker.cfg is not None)
+        assert "square" in lab.message
+        assert lab.worker.cfg["target.modes"] in (4, 9, 16, 25) or lab.worker.cfg["target.kind"] == "ring"
+    finally:
+        lab.close()
+
+
+# ---------------------------------------------------------------- your own target
+@pytest.mark.parametrize("name,data,why", [
+    ("bad.csv", b"x,y\n1,2\n3,oops\n", "cannot read"),
+    ("ragged.csv", b"1,2\n3\n", "cannot read"),
+    ("empty.csv", b"", "shape"),
+    ("nan.csv", b"1,2\nnan,4\n", "non-finite"),
+    ("binary.csv", bytes(range(256)), "cannot read"),
+    ("bad.npy", b"not a numpy file", "cannot read"),
+])
+def test_malformed_upload_is_a_message_and_keeps_the_run(lab, name, data, why):
+    wait_until(lambda: lab.worker.steps_done > 5)
+    assert lab.upload(name, data) is False
+    assert lab.message_kind == "danger" and why in lab.message and "kept the running simulation" in lab.message
+    assert lab.target_kind == "ring" and lab.worker.cfg["target.kind"] == "ring"
+    n = lab.worker.steps_done
+    wait_until(lambda: lab.worker.steps_done > n + 5)
+
+
+def test_upload_and_drawn_points_become_the_target(lab):
+    assert lab.upload("pts.csv", b"x,y\n1,0\n-1,0\n0,1.5\n") is True
+    wait_until(lambda: (lab.worker.cfg or {}).get("target.kind") == "file")
+    f = frame_of(lab, lambda f: f.scene.n_modes == 3)
+    assert f.scene.centers_xy.shape == (3, 2)
+    buf = io.BytesIO()
+    np.save(buf, np.random.default_rng(0).normal(size=(50, 5)))
+    assert lab.upload("cloud.npy", buf.getvalue()) is True
+    f = frame_of(lab, lambda f: f.scene.dim == 5)
+    assert f.xy.shape[1] == 2                                      # shown in a 2-D projection
+    assert lab.use_points(np.array([[0.0, 0.0], [2.0, 2.0]])) is True
+    assert "target.kind" not in lab.query()                        # points cannot travel in a link
+    assert read_points("a.csv", b"1;2\n3;4\n").shape == (2, 2)
+
+
+# ---------------------------------------------------------------- divergence and workers
+def test_diverging_run_shows_a_banner_and_pauses():
+    lab = Lab(particles=16, lr_gen=1e4, lr_disc=100.0).start()
+    try:
+        frame_of(lab, lambda f: f.diverged_step >= 0)
+        assert "diverged at step" in lab.diverged and lab.running is False
+        lab.param.update(lr_gen=0.1, lr_disc=0.01)                 # live knobs cannot un-freeze it ...
+        lab.reset()                                                # ... a reset does
+        assert lab.diverged == ""
+        lab.step_once()
+        frame_of(lab, lambda f: f.t == 1 and f.diverged_step < 0)
+    finally:
+        lab.close()
+
+
+def test_worker_stops_and_releases_on_close():
+    lab = Lab(particles=16).start()
+    w = lab.worker
+    wait_until(lambda: w.steps_done > 3)
+    assert w in LIVE and w.alive
+    lab.close()
+    assert w not in LIVE
+    wait_until(lambda: not w.alive, 10)                            # close() does not block the event loop
+    assert w._sim is None and w._state is None                    # tensors dropped
+
+
+def test_worker_failure_becomes_a_message():
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+        lab.worker._post("hyper", {"no.such": 1.0})               # set_hyper raises inside the thread
+        wait_until(lambda: lab.worker.error != "")
+        lab.take_frame()
+        assert lab.message_kind == "danger" and "stopped" in lab.message and lab.worker.alive
+    finally:
+        lab.close()
+
+
+# ---------------------------------------------------------------- frames, views, exports
+def test_frames_views_and_exports_fit_together():
+    from dynamics.engine import build
+    from dynamics.knobs import resolve
+    sim = build(resolve(presets.load("ring8"), {"particles": 24}))
+    s = sim.init()
+    for _ in range(5):
+        prev, s = s.x, sim.step(s)
+    scene = frames.make_scene(sim, 1)
+    grid = frames.field_points(scene, sim.device, sim.dtype)
+    f = frames.make_frame(sim, s, scene, 1, prev, field_grid=grid, arrows=True, with_spectrum=True)
+    assert f.xy.dtype == np.float32 and f.xy.shape == (24, 2)
+    assert f.field.shape == (frames.FIELD_GRID, frames.FIELD_GRID) and abs(f.field.mean()) < 1e-3
+    assert f.arrows.shape == (24, 4)
+    levels, mult = f.spectrum
+    assert list(mult) == [1, 23]
+    assert levels[0] == pytest.approx(1 + 23 * 0.1) and levels[1] == pytest.approx(0.9)
+    d = views.spectrum_data(levels, mult)
+    assert d["stems"]["label"] == ["×1", "×23"]
+    assert d["collective"] == pytest.approx(levels[0]) and d["relative"] == pytest.approx(levels[1])
+    p = views.particle_data(f)
+    assert p["x"].dtype == np.float32 and p["x"].flags.c_contiguous
+    row = views.series_row(f)
+    assert 0 <= row["modes_fraction"][0] <= 1 and np.isfinite(row["speed_collective"][0])
+    v = views.Views()
+    v.update(f)
+    assert len(v.particles.data["x"]) == 24 and len(v.series.data["t"]) == 0     # rows wait for flush
+    v.flush()
+    assert len(v.series.data["t"]) == 1
+    assert views.image_grid(np.ones((16, 8, 8), np.float32)).shape == (36, 36)
+
+    w = Worker()
+    w.record.cfg = dict(sim.cfg)
+    w.record.add_row(5, f.metrics)
+    w.record.add_snapshot(5, s.x[0].numpy())
+    nc = export.netcdf_bytes(w.record, "cpu")
+    import xarray as xr
+    ds = xr.open_dataset(io.BytesIO(nc), engine="h5netcdf")
+    assert ds["positions"].shape == (1, 1, 24, 2) and int(ds["step"][0]) == 5
+    assert export.gif_bytes(*w.record.snapshots(), scene)[:6] == b"GIF89a"
+    assert export.figure_png(w.record, scene)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_high_dimensional_targets_are_projected_to_their_principal_plane():
+    from dynamics.engine import build
+    from dynamics.knobs import resolve
+    sim = build(resolve(presets.load("ring8"), {"particles": 16, "target.dim": 6}))
+    scene = frames.make_scene(sim, 1)
+    assert scene.basis.shape == (6, 2)
+    assert np.allclose(scene.basis.T @ scene.basis, np.eye(2), atol=1e-8)
+    r = np.linalg.norm(scene.centers_xy - scene.centers_xy.mean(0), axis=1)
+    assert np.allclose(r, 2.0, atol=0.05)                          # the ring survives the projection
+
+
+def _choices():
+    from dynamics.knobs import KNOBS
+    return [(ATTR[k], v) for k in ("disc.kind", "kernel.kind", "target.kind", "loss")
+            for v in KNOBS[k].allowed() if v not in ("file", "grid")]      # file needs points; grid a square
+
+
+@pytest.mark.parametrize("attr,value", _choices())
+def test_every_registered_choice_runs_in_the_lab(attr, value):
+    """Each critic, kernel, target and loss the engine registers streams frames with every view."""
+    lab = Lab(particles=12, arrows=True, **{attr: value}).start()
+    try:
+        seen = set()
+
+        def all_parts():
+            f = lab.take_frame()
+            if f is not None:
+                seen.update(k for k in ("field", "arrows", "spectrum") if getattr(f, k) is not None)
+                assert np.isfinite(f.xy).all() and f.xy.shape == (12, 2)
+            return len(seen) == 3
+        wait_until(all_parts, 60)
+        assert lab.worker.error == "" and lab.worker.cfg[KEY_OF[attr]] == value
+    finally:
+        lab.close()
+
+
+KEY_OF = {v: k for k, v in ATTR.items()}
