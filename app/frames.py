@@ -24,6 +24,7 @@ ARROWS_MAX = 300
 IMAGES = 16              # digits: particles shown as images
 REF_POINTS = 600        # target sample drawn under the particles (redrawn every frame: keep it light)
 SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
+SPECTRUM_N_MAX_BY_KIND = {"network": 256}   # its Θ takes one backward pass per particle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +134,8 @@ def force_arrows(sim: Simulation, state: State, scene: Scene) -> np.ndarray:
 
 def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
     """Levels and multiplicities of Θ; empty arrays when too costly to compute live."""
-    if sim.kernel.matrix is not None and sim.cfg["particles"] > SPECTRUM_N_MAX:
+    limit = SPECTRUM_N_MAX_BY_KIND.get(sim.cfg["kernel.kind"], SPECTRUM_N_MAX)
+    if sim.kernel.matrix is not None and sim.cfg["particles"] > limit:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     levels, mult = sim.kernel.spectrum(state.kernel, state.hyper)
     return levels[0].double().cpu().numpy(), mult[0].cpu().numpy()

@@ -126,7 +126,7 @@ def custom_target(lab: Lab):
     clear.on_click(lambda e: setattr(drawn, "data", {"x": [], "y": []}))
     upload.param.watch(lambda e: e.new is not None and lab.upload(upload.filename or "upload.csv", e.new), "value")
     return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}),
-                   pn.pane.Bokeh(fig, css_classes=["draw-target"]),
+                   pn.pane.Bokeh(fig),
                    pn.Row(use, clear), upload, title="Your own target", collapsed=True,
                    sizing_mode="stretch_width", margin=(4, 0))
 

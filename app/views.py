@@ -17,6 +17,7 @@ from bokeh.plotting import figure
 from .frames import Frame, Scene
 
 ROLLOVER = 3000
+SERIES_FRAME = (270, 140)      # plot area of each time-series figure, px
 PARTICLE = "#7b2cbf"
 TARGET = "#1b9e4b"
 TOOLS = "pan,wheel_zoom,reset,save"
@@ -155,12 +156,14 @@ class Views:
         self.series_x = Range1d(0, 100)
         self.series_figs = {}
         for name, lines in SERIES.items():
-            f = _fig(TITLES[name], tools="", width=330, height=210, x_range=self.series_x, y_range=Range1d(0, 1.05))
+            f = _fig(TITLES[name], tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1],
+                     x_range=self.series_x, y_range=Range1d(0, 1.05))
             f.toolbar_location = None
             for i, (key, legend, colour) in enumerate(lines):
                 f.line("t", key, source=self.series, color=colour, line_width=1.8)
                 # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
-                f.add_layout(Label(x=6, y=6 + 14 * i, x_units="screen", y_units="screen", text=f"— {legend}",
+                f.add_layout(Label(x=6, y=SERIES_FRAME[1] - 16 - 14 * i, x_units="screen", y_units="screen",
+                                   text=f"— {legend}",
                                    text_color=colour, text_font_size="10px", background_fill_color="white",
                                    background_fill_alpha=0.7))
             f.xaxis.axis_label = "step"
@@ -282,7 +285,7 @@ class Views:
 def draw_figure() -> tuple:
     """A small canvas to click target points onto (Bokeh's PointDrawTool)."""
     f = figure(title="Your own target", width=260, height=260, x_range=Range1d(-3, 3), y_range=Range1d(-3, 3),
-               tools="reset", toolbar_location="above", output_backend="canvas")
+               tools="reset", toolbar_location="above", output_backend="canvas", css_classes=["draw-target"])
     f.toolbar.logo = None
     f.title.text_font_size = "12px"
     src = ColumnDataSource({"x": [], "y": []}, name="drawn")

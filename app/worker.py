@@ -194,7 +194,7 @@ class Worker:
         now = time.perf_counter()
         paused = not self.running
         want_field = self._field_dirty and (paused or now - self._field_time >= FIELD_EVERY)
-        want_spec = self._spec_dirty and now - self._spec_time >= SPECTRUM_EVERY
+        want_spec = self._spec_dirty and (paused or now - self._spec_time >= SPECTRUM_EVERY)
         f = frames.make_frame(self._sim, self._state, self._scene, self._epoch, x_prev,
                               field_grid=self._grid if want_field else None, arrows=self.arrows,
                               with_spectrum=want_spec)

@@ -101,7 +101,8 @@ def main(argv=None) -> int:
     fps, steps, load = streaming(args.particles, args.speed, args.seconds)
     after = engine_rate(args.particles, min(args.seconds, 5.0))
     headless = (before + after) / 2
-    print(f"engine alone, ring8, N = {args.particles}: {headless:8.1f} steps/s (before {before:.1f}, after {after:.1f})")
+    print(f"engine alone, ring8, N = {args.particles}: {headless:8.1f} steps/s "
+          f"(before {before:.1f}, after {after:.1f})")
     keep = steps / headless
     print(f"lab in headless chromium, N = {args.particles}, speed {args.speed} steps/frame "
           f"(page ready in {load:.1f} s):")

@@ -337,3 +337,26 @@ def test_every_registered_choice_runs_in_the_lab(attr, value):
 
 
 KEY_OF = {v: k for k, v in ATTR.items()}
+
+
+def test_teach_mode_hides_advanced_knobs_and_kinds_hide_what_does_not_apply():
+    from app.page import knob_cards
+    lab = Lab()
+    _, widgets = knob_cards(lab)
+    advanced = [k.name for k in knobui.SHOWN if k.advanced]
+    assert advanced and all(not widgets[n].visible for n in advanced)       # teach mode is on by default
+    lab.teach = False
+    assert all(widgets[n].visible for n in advanced if n not in knobui.APPLIES)
+    assert widgets["kernel.ratio"].visible and not widgets["kernel.width"].visible
+    lab.kernel_kind = "rbf"                                                   # not started: no rebuild
+    assert widgets["kernel.width"].visible and not widgets["kernel.ratio"].visible
+
+
+def test_the_page_builds_headless_from_a_query():
+    from app.page import create
+    page = create(query={"reg.strength": [b"0.5"], "preset": [b"collapse"]})
+    try:
+        assert page.lab.reg_strength == 0.5 and page.lab.kernel_ratio == 0.9
+        assert page.title.startswith("effgan")
+    finally:
+        page.lab.close()

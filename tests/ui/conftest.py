@@ -45,3 +45,9 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # tall enough that the sidebar's drawing canvas is on screen without scrolling
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 1400}}

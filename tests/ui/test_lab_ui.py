@@ -152,6 +152,25 @@ def test_bad_url_parameter_and_bad_upload_show_messages_and_keep_running(page, l
     wait_until(lambda: worker.steps_done > n + 10 and worker.cfg["target.kind"] == "ring", 10, 0.05, "still running")
 
 
+def test_points_drawn_on_the_canvas_become_the_target(page, lab_url):
+    _, worker = open_lab(page, lab_url)
+    page.locator("button.card-header", has_text="Your own target").click()
+    canvas = wait_until(lambda: page.locator(".draw-target canvas").count() and page.locator(".draw-target canvas")
+                        .first, 10, 0.1, "the drawing canvas")
+    canvas.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = canvas.bounding_box()
+    for fx, fy in [(0.3, 0.3), (0.7, 0.3), (0.5, 0.75)]:
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.wait_for_timeout(400)                    # separate taps, not a double tap
+    drawn = "() => Bokeh.documents[0].get_model_by_name('drawn').data.x.length"
+    wait_until(lambda: page.evaluate(drawn) == 3, 10, 0.1, "three drawn points")
+    page.get_by_role("button", name="Use drawn points").click()
+    wait_until(lambda: worker.cfg["target.kind"] == "file" and worker.scene.n_modes == 3, 10, 0.05,
+               "the drawn points as the target")
+    wait_until(lambda: shows(page, "your drawn points"), 5, 0.1, "the reset message")
+
+
 def test_ten_sessions_opened_and_closed_leave_no_worker(context, lab_url):
     """Two rounds of five tabs, each tab's simulation seen running, then every tab closed."""
     from app.worker import LIVE
