@@ -23,14 +23,6 @@ def nearest(x: Tensor, target: Target) -> tuple[Tensor, Tensor]:
     return dist, target.labels[idx]
 
 
-def mode_counts(x: Tensor, target: Target) -> Tensor:
-    """(B, K) number of particles captured by each mode."""
-    dist, lab = nearest(x, target)
-    hit = (dist < target.capture).to(x.dtype)
-    counts = torch.zeros(x.shape[0], target.n_modes, dtype=x.dtype, device=x.device)
-    return counts.scatter_add_(1, lab, hit)
-
-
 def coverage(x: Tensor, target: Target) -> dict[str, Tensor]:
     """modes_covered, high_quality_fraction, mode_entropy (H/log K), mode_kl (KL to uniform)."""
     dist, lab = nearest(x, target)
