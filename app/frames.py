@@ -15,7 +15,6 @@ import torch
 
 from dynamics import metrics
 from dynamics.engine import Simulation, State
-from dynamics.losses import LOSSES
 
 log = logging.getLogger(__name__)
 SHOW_MAX = 10_000        # particles drawn per frame (the rest are statistically the same)
@@ -110,21 +109,10 @@ def discriminator_field(sim: Simulation, state: State, grid: torch.Tensor) -> np
     return (D - D.mean()).reshape(FIELD_GRID, FIELD_GRID).astype(np.float32)
 
 
-def forces(sim: Simulation, state: State, x: torch.Tensor) -> torch.Tensor:
-    """(B, n, d) generator forces at x, as the engine's step computes them (without the
-    pseudo-supervision pull): a critic's own `force` (it needs a real batch: the target's
-    fixed reference sample), else gen_weight(D)·∇D."""
-    if getattr(sim.disc, "force", None) is not None:
-        real = sim.target.sample_fixed(max(x.shape[1], 64)).unsqueeze(0).expand(x.shape[0], -1, -1)
-        return sim.disc.force(state.disc, x, real, state.hyper)[1]
-    D, g = sim.disc.value_and_grad(state.disc, x)
-    return LOSSES[sim.cfg["loss"]].gen_weight(D).unsqueeze(-1) * g
-
-
 def force_arrows(sim: Simulation, state: State, scene: Scene) -> np.ndarray:
     """Forces at up to ARROWS_MAX particles, scaled so the longest is 8 % of the view."""
     x = state.x[:, :ARROWS_MAX]
-    F = forces(sim, state, x)[0].detach().double().cpu().numpy()
+    F = sim.forces(state)[1][0, :ARROWS_MAX].detach().double().cpu().numpy()
     start = project(x[0].detach().double().cpu().numpy(), scene)
     dirs = F @ scene.basis
     size = np.linalg.norm(dirs, axis=1).max()

@@ -69,6 +69,7 @@ class Simulation:
     init: Callable[..., State]
     step: Callable[[State], State]
     set_hyper: Callable[[State, dict], State]
+    forces: Callable[[State], tuple[Tensor, Tensor]]
     device: torch.device
     dtype: torch.dtype
 
@@ -233,6 +234,12 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
                               "loss_d": s.loss_d, "loss_g": s.loss_g})
         return new.replace(**frozen, alive=keep, diverged_step=torch.where(newly, s.t + 1, s.diverged_step))
 
+    def forces_now(s: State) -> tuple[Tensor, Tensor]:
+        """(loss_g (B,), F (B, N, d)): the generator loss and forces the next step would apply
+        with the current critic (pseudo-supervision pull included), on this step's real batch."""
+        real = target.sample(s.key, s.t * n_disc, M)
+        return forces(s.disc, s.x, real, s.hyper, s.kernel.get("pairs"))
+
     def set_hyper(s: State, changes: dict) -> State:
         """Change live knobs for every member (values checked), keeping particles and critic."""
         changes = {k: resolve(cfg, {k: v})[k] for k, v in changes.items()}
@@ -242,4 +249,4 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         hyper = {**s.hyper, **{k: torch.full_like(s.hyper[k], float(v)) for k, v in changes.items()}}
         return with_pairs(s.replace(hyper=hyper, kernel=kernel.retune(s.kernel, hyper)))
 
-    return Simulation(cfg, target, disc, kernel, init, step, set_hyper, device, dtype)
+    return Simulation(cfg, target, disc, kernel, init, step, set_hyper, forces_now, device, dtype)

@@ -153,3 +153,16 @@ def test_config_errors_name_the_key_and_range():
         assert str(e.value).startswith(msg)
     with pytest.raises(ConfigError, match="target.dim: 1 is out of range for target.kind = ring"):
         build_target(resolve({"target.dim": 1}))
+
+
+def test_forces_are_what_the_step_applies():
+    """Simulation.forces(state) is the force the next (alternating, one disc step) step moves the
+    particles with: with the critic frozen (lr.disc = 0), x' − x = (η_G/N)·Θ F exactly."""
+    cfg = {"particles": 16, "lr.disc": 0.0, "kernel.ratio": 0.0, "ps.weight": 0.5, "dtype": "float64"}
+    sim = build(cfg)
+    s = sim.init()
+    for _ in range(3):
+        s = sim.step(s)
+    _, F = sim.forces(s)
+    s2 = sim.step(s)
+    assert torch.allclose(s2.x - s.x, sim.cfg["lr.gen"] / 16 * F, atol=1e-12)
