@@ -16,6 +16,8 @@ import torch
 from dynamics import metrics
 from dynamics.engine import Simulation, State
 
+from .meters import applicable
+
 log = logging.getLogger(__name__)
 SHOW_MAX = 10_000        # particles drawn per frame (the rest are statistically the same)
 FIELD_GRID = 72          # discriminator field resolution (FIELD_GRID² evaluations)
@@ -42,6 +44,7 @@ class Scene:
     image_shape: tuple[int, int] | None
     kernel_kind: str
     title: str
+    meters: tuple[str, ...] = ()  # companion meters that apply (`app.meters`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,7 @@ class Frame:
     arrows: np.ndarray | None = None       # (n, 4) float32: x0, y0, x1, y1
     spectrum: tuple[np.ndarray, np.ndarray] | None = None   # levels (k,), multiplicity (k,)
     images: np.ndarray | None = None       # (k, h, w) float32 in [0, 1]
+    meters: dict[str, float] | None = None  # companion meters due this frame, with their step 't'
 
 
 def _projection(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +93,7 @@ def make_scene(sim: Simulation, build: int) -> Scene:
     title = f"{cfg['target.kind']} target · d = {tg.dim} · {tg.n_modes} modes · N = {cfg['particles']}"
     return Scene(build, tg.dim, origin, basis, tuple(float(e) for e in extent), pr(ref).astype(np.float32),
                  pr(centers).astype(np.float32), float(tg.capture), tg.n_modes, cfg["particles"],
-                 tg.image_shape, cfg["kernel.kind"], title)
+                 tg.image_shape, cfg["kernel.kind"], title, applicable(cfg))
 
 
 def field_points(scene: Scene, device, dtype) -> torch.Tensor:
@@ -137,8 +141,10 @@ def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None) ->
 
 
 def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: torch.Tensor | None = None, *,
-               field_grid: torch.Tensor | None = None, arrows: bool = False, with_spectrum: bool = False) -> Frame:
-    """Everything the views need from one state; the costly parts only when asked."""
+               field_grid: torch.Tensor | None = None, arrows: bool = False, with_spectrum: bool = False,
+               meters: dict[str, float] | None = None) -> Frame:
+    """Everything the views need from one state; the costly parts only when asked (the
+    meters come measured, see `Worker._measure`)."""
     x = state.x[0, :SHOW_MAX].detach()
     images = None
     if scene.image_shape is not None:
@@ -152,7 +158,7 @@ def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: 
         field=_optional(discriminator_field, sim, state, field_grid) if field_grid is not None else None,
         arrows=_optional(force_arrows, sim, state, scene) if arrows else None,
         spectrum=_optional(spectrum, sim, state) if with_spectrum else None,
-        images=images)
+        images=images, meters=meters)
 
 
 def _optional(fn, *args):

@@ -209,6 +209,16 @@ def _page(lab: Lab):
                pn.pane.Bokeh(address, margin=0)]
 
     text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
+    meter_panes = {n: pn.pane.Bokeh(f, visible=False) for n, f in views.meter_figs.items()}
+    meter_text = pn.pane.Markdown("", **{**text, "width": 400})
+    meter_row = pn.Row(*meter_panes.values(), meter_text, visible=False)
+
+    def show_meters(names):
+        """Only the companion meters that apply to the running build (its scene says which)."""
+        for n, pane in meter_panes.items():
+            pane.visible = n in names
+        meter_text.object = "\n\n".join(texts.METERS[n] for n in names)
+        meter_row.visible = bool(names)
     main = [
         pn.pane.Markdown(texts.INTRO, sizing_mode="stretch_width", margin=(0, 10)),
         message, banner,
@@ -216,6 +226,7 @@ def _page(lab: Lab):
                pn.Column(pn.pane.Markdown(texts.PARTICLES, **text), pn.pane.Bokeh(views.images_fig))),
         pn.Row(pn.GridBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()], ncols=2),
                pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
+        meter_row,
         pn.Row(pn.pane.Bokeh(views.spectrum_fig), pn.pane.Markdown(texts.SPECTRUM, **text)),
     ]
 
@@ -229,6 +240,8 @@ def _page(lab: Lab):
         with pn.io.hold():
             f = lab.take_frame()
             if f is not None:
+                if f.scene.build != views.scene_build:
+                    show_meters(f.scene.meters)
                 views.update(f)
             now = time.monotonic()
             if now - last_flush[0] >= SLOW_MS / 1000:      # the slow parts, a few times a second

@@ -47,3 +47,30 @@ SHARE = """\
 The address bar always holds the preset, every changed knob and the seed: copy it to share
 exactly this set-up.
 """
+
+METERS = {   # one paragraph per companion meter (`app.meters`), shown while it applies
+    "ct": """\
+**Conditional transport (paper C).** The loss the particles descend is
+ρ·*forward* + (1 − ρ)·*backward*. The *forward* cost asks every data point to find particles near
+it: it falls only when all modes are covered. The *backward* cost asks every particle to find data
+near it: it falls when particles sit sharply on some mode, even a few. ρ = 1 covers the modes but
+smears mass between them, ρ = 0 seeks a few modes; ρ = 0.5 balances the two.
+""",
+    "approx": """\
+**Approximability (paper B).** How much of the true distance the critic sees: its IPM
+E<sub>data</sub>*D* − E<sub>particles</sub>*D* on a fresh data batch, over the exact
+Wasserstein-1 distance of the same samples. A 1-Lipschitz critic (the *f1_neuron*) stays within
+[−1, 1]; a ratio near 0 while the particles are far from the data means the critic is blind to
+what is wrong, e.g. a symmetric mode collapse. The *train − test* gap is the IPM on the batch the
+critic was trained on minus the one on the fresh batch: above 0, it fits sampling noise. Other
+critics are not Lipschitz-normalised, so their ratio is a trend, not a fraction.
+""",
+    "paper_a": """\
+**Feature learning vs a fixed kernel (paper A).** Three distances of the particles to the data,
+each divided by its *null*: the same estimate between two independent data batches, the floor
+that sampling noise alone reaches. The F1 IPM (best single ReLU neuron, a learned feature), the F2
+IPM (the same neurons averaged with fixed random weights, a kernel MMD) and the max-sliced W1.
+A line near 1 cannot tell the particles from data: on the sphere pair, F2 sits there while F1 and
+the max-sliced W1 still see the hidden direction.
+""",
+}

@@ -29,6 +29,15 @@ SERIES = {   # figure -> [(metric, legend, colour)]
 }
 TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
           "speeds": "Collective vs relative speed (per step)"}
+METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, legend, colour)]
+    "ct": [("ct_forward", "forward: covering", "#ff7f0e"), ("ct_backward", "backward: seeking", "#1f77b4")],
+    "approx": [("ra_ratio", "critic IPM / W1", "#7b2cbf"), ("ra_gap", "train − test IPM", "#555555")],
+    "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),
+                ("msw1_rel", "max-sliced W1 / null", "#1f77b4")],
+}
+METER_TITLES = {"ct": "Conditional transport costs (paper C)", "approx": "Approximability (paper B)",
+                "paper_a": "Distance over its null (paper A)"}
+METER_REFERENCE = {"approx": 1.0, "paper_a": 1.0}     # dashed line: IPM = W1, value = null
 
 
 # ---------------------------------------------------------------- pure data functions
@@ -66,6 +75,18 @@ def series_row(frame: Frame) -> dict[str, list[float]]:
     for k in ("mode_entropy", "spread_rel", "loss_d", "loss_g", "speed_collective", "speed_relative"):
         row[k] = [m.get(k, float("nan"))]
     return row
+
+
+def meter_row(meters: dict[str, float]) -> dict[str, list[float]]:
+    """One row of the meter series; paper A's distances divided by their nulls (NaN where a
+    meter was not measured in this row)."""
+    m = dict(meters)
+    for k in ("f1", "f2", "msw1"):
+        if k in m:
+            null = m.get(k + "_null", float("nan"))
+            m[k + "_rel"] = m[k] / null if null > 0 else float("nan")
+    cols = [c for lines in METER_SERIES.values() for c, _, _ in lines]
+    return {"t": [float(m["t"])], **{c: [float(m.get(c, float("nan")))] for c in cols}}
 
 
 def series_bounds(columns: list) -> tuple[float, float]:
@@ -116,6 +137,20 @@ def _fig(title: str, tools: str = TOOLS, **kw):
     return f
 
 
+def _series_fig(title: str, x_range, source: ColumnDataSource, lines: list):
+    f = _fig(title, tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1], x_range=x_range,
+             y_range=Range1d(0, 1.05))
+    f.toolbar_location = None
+    for i, (key, legend, colour) in enumerate(lines):
+        f.line("t", key, source=source, color=colour, line_width=1.8)
+        # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
+        f.add_layout(Label(x=6, y=SERIES_FRAME[1] - 16 - 14 * i, x_units="screen", y_units="screen",
+                           text=f"— {legend}", text_color=colour, text_font_size="10px",
+                           background_fill_color="white", background_fill_alpha=0.7))
+    f.xaxis.axis_label = "step"
+    return f
+
+
 class Views:
     """The figures of one session and how a frame updates them."""
 
@@ -123,8 +158,10 @@ class Views:
         self.scene_build = -1
         self.epoch = -1
         self._rows: dict[str, list[float]] = {}
+        self._meter_rows: dict[str, list[float]] = {}
         self._particles_fig()
         self._series_figs()
+        self._meter_figs()
         self._spectrum_fig()
         self._images_fig()
 
@@ -156,18 +193,20 @@ class Views:
         self.series_x = Range1d(0, 100)
         self.series_figs = {}
         for name, lines in SERIES.items():
-            f = _fig(TITLES[name], tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1],
-                     x_range=self.series_x, y_range=Range1d(0, 1.05))
-            f.toolbar_location = None
-            for i, (key, legend, colour) in enumerate(lines):
-                f.line("t", key, source=self.series, color=colour, line_width=1.8)
-                # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
-                f.add_layout(Label(x=6, y=SERIES_FRAME[1] - 16 - 14 * i, x_units="screen", y_units="screen",
-                                   text=f"— {legend}",
-                                   text_color=colour, text_font_size="10px", background_fill_color="white",
-                                   background_fill_alpha=0.7))
-            f.xaxis.axis_label = "step"
-            self.series_figs[name] = f
+            self.series_figs[name] = _series_fig(TITLES[name], self.series_x, self.series, lines)
+
+    def _meter_figs(self):
+        """One figure per companion meter, shown only for the runs it applies to."""
+        self.meter_series = ColumnDataSource({"t": [], **{c: [] for v in METER_SERIES.values() for c, _, _ in v}},
+                                             name="meters")
+        self.meter_figs = {}
+        for name, lines in METER_SERIES.items():
+            f = _series_fig(METER_TITLES[name], self.series_x, self.meter_series, lines)
+            if name in METER_REFERENCE:
+                f.add_layout(Span(location=METER_REFERENCE[name], dimension="width", line_color="#999999",
+                                  line_dash="dashed", line_width=1))
+            f.name, f.visible = f"meter-{name}", False
+            self.meter_figs[name] = f
 
     def _spectrum_fig(self):
         f = _fig("Kernel spectrum Θ", tools="save", width=540, height=260, y_axis_type="log", x_range=Range1d(0, 3),
@@ -205,8 +244,9 @@ class Views:
             self.set_scene(sc)
         if frame.epoch != self.epoch:
             self.epoch = frame.epoch
-            self._rows = {}
+            self._rows, self._meter_rows = {}, {}
             self.series.data = {k: [] for k in self.series.data}
+            self.meter_series.data = {k: [] for k in self.meter_series.data}
             self.arrows.data = arrow_data(frame)
         self.particles.data = particle_data(frame)
         if frame.arrows is not None or len(self.arrows.data["x0"]):
@@ -222,10 +262,16 @@ class Views:
             self.images.data = {"image": [g], "dw": [1.0], "dh": [g.shape[0] / g.shape[1]]}
         for k, v in series_row(frame).items():
             self._rows.setdefault(k, []).extend(v)
+        if frame.meters:
+            for k, v in meter_row(frame.meters).items():
+                self._meter_rows.setdefault(k, []).extend(v)
 
     def flush(self) -> None:
         """Send the time-series rows gathered since the last flush (the page redraws four
         figures per flush, so the caller flushes ~10 times a second, not every frame)."""
+        if self._meter_rows:
+            self.meter_series.stream(self._meter_rows, rollover=ROLLOVER)
+            self._meter_rows = {}
         if self._rows:
             self.series.stream(self._rows, rollover=ROLLOVER)
             self._rows = {}
@@ -243,11 +289,13 @@ class Views:
             span = max(t[-1] - t[0], 10.0)
             step = 10 ** np.floor(np.log10(span)) / 2
             x.update(start=float(np.floor(t[0] / step) * step), end=float(np.ceil((t[-1] + 0.3 * span) / step) * step))
-        for name, lines in SERIES.items():
-            if name == "modes":
-                continue
-            lo, hi = series_bounds([data[k] for k, _, _ in lines])
-            r = self.series_figs[name].y_range
+        figs = [(self.series_figs[n], [data[k] for k, _, _ in lines]) for n, lines in SERIES.items() if n != "modes"]
+        meters = self.meter_series.data
+        figs += [(self.meter_figs[n], [meters[k] for k, _, _ in lines] + [[METER_REFERENCE.get(n, np.nan)]])
+                 for n, lines in METER_SERIES.items() if self.meter_figs[n].visible]
+        for f, columns in figs:
+            lo, hi = series_bounds(columns)
+            r = f.y_range
             if lo < r.start or hi > r.end or (hi - lo) < 0.3 * (r.end - r.start):
                 r.update(start=lo, end=hi)
 
@@ -264,6 +312,8 @@ class Views:
         self.field.data = {"image": [np.zeros((2, 2), np.float32)], "x": [x0], "y": [y0], "dw": [x1 - x0],
                            "dh": [y1 - y0]}
         self.images_fig.visible = sc.image_shape is not None
+        for name, f in self.meter_figs.items():
+            f.visible = name in sc.meters
         self.spectrum.data = {"x": [], "top": [], "bottom": [], "label": []}
 
     def set_spectrum(self, levels: np.ndarray, mult: np.ndarray) -> None:

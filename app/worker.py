@@ -5,7 +5,8 @@ small command queue (load, reset, set_hyper, step) and reads back only the *late
 (a single-slot mailbox: frames the page had no time for are dropped, never queued).
 It runs `speed` steps (fewer when they take longer than a frame interval), publishes a frame,
 and waits so that at most `fps` frames a second are made: `speed` sets how fast simulated time
-runs, independently of the frame rate, up to what the engine can do.
+runs, independently of the frame rate, up to what the engine can do. The companion meters
+(`app.meters`) that apply to the build are measured here too, each at its own cadence.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 from dynamics.engine import Simulation
 
 from . import frames
+from .meters import METERS, applicable
 from .recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()     # started and not yet st
 THREAD_PREFIX = "effgan-worker"
 FIELD_EVERY = 0.25        # s between refreshes of the discriminator field
 SPECTRUM_EVERY = 0.3      # s between recomputations of a changed kernel spectrum
+METER_SHARE = 0.1         # a companion meter may take at most this fraction of the thread's time
 _ids = itertools.count(1)
 
 
@@ -60,6 +63,10 @@ class Worker:
         self._diverged = -1
         self._spec_dirty = self._field_dirty = False
         self._spec_time = self._field_time = 0.0
+        self._meters: tuple[str, ...] = ()      # companion meters of this build (`app.meters`)
+        self._meter_due: dict[str, float] = {}
+        self._meter_dirty: set[str] = set()
+        self.meter_cost: dict[str, float] = {}  # s per evaluation, last measured
         self.id = next(_ids)
         self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{self.id}", daemon=True)
 
@@ -142,6 +149,7 @@ class Worker:
         for name, arg in cmds:
             if name == "load":
                 self._sim, self._scene = arg, None
+                self._meters, self._meter_due = applicable(arg.cfg), {}
                 self._start(self._sim.init())
             elif name == "reset" and self._sim is not None:
                 self._start(self._sim.init([arg]) if arg else self._sim.init())
@@ -161,6 +169,7 @@ class Worker:
             self._scene = frames.make_scene(sim, self._epoch)
             self._grid = frames.field_points(self._scene, sim.device, sim.dtype)
         self._spec_dirty = self._field_dirty = True
+        self._meter_dirty = set(self._meters)
         self.cfg, self.device = sim.cfg, str(sim.device)
         self._note_hyper()
         self.record.clear()
@@ -186,7 +195,31 @@ class Worker:
                 rec.add_snapshot(s.t, s.x[0].detach().float().cpu().numpy())
         self._state = s
         self._field_dirty = True
+        self._meter_dirty = set(self._meters)
         return x_prev
+
+    def _measure(self, now: float, paused: bool) -> dict[str, float] | None:
+        """The companion meters that are due, as {'t': step, metric: value}, or None.
+
+        Each runs at most every `Meter.every` seconds, stretched to cost / METER_SHARE so a
+        costly one never takes more than that share of the stepping time; paused, a changed
+        state is measured at once. A meter that fails is dropped for this build."""
+        out: dict[str, float] = {}
+        for name in [m for m in self._meters if m in self._meter_dirty]:
+            if not paused and now < self._meter_due.get(name, 0.0):
+                continue
+            t0 = time.perf_counter()
+            try:
+                out.update(METERS[name].compute(self._sim, self._state))
+            except Exception:  # noqa: BLE001 - a meter is a view-only extra, never fatal
+                log.warning("meter %s failed; dropped for this run", name, exc_info=True)
+                self._meters = tuple(m for m in self._meters if m != name)
+                continue
+            cost = time.perf_counter() - t0
+            self.meter_cost[name] = cost
+            self._meter_due[name] = now + max(METERS[name].every, cost / METER_SHARE)
+            self._meter_dirty.discard(name)
+        return {"t": float(self._state.t), **out} if out else None
 
     def _publish(self, x_prev) -> None:
         if self._state is None:
@@ -197,18 +230,18 @@ class Worker:
         want_spec = self._spec_dirty and (paused or now - self._spec_time >= SPECTRUM_EVERY)
         f = frames.make_frame(self._sim, self._state, self._scene, self._epoch, x_prev,
                               field_grid=self._grid if want_field else None, arrows=self.arrows,
-                              with_spectrum=want_spec)
+                              with_spectrum=want_spec, meters=self._measure(now, paused))
         if want_field:
             self._field_dirty, self._field_time = False, now
         if want_spec:
             self._spec_dirty, self._spec_time = False, now
         self._diverged = f.diverged_step
         self.record.diverged_step = f.diverged_step
-        self.record.add_row(f.t, f.metrics)
+        self.record.add_row(f.t, {**f.metrics, **{k: v for k, v in (f.meters or {}).items() if k != "t"}})
         with self._lock:
             prev, self._latest = self._latest, f
             if prev is not None:                   # keep the slow parts a dropped frame carried
-                self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum")
+                self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum", "meters")
                                                          if getattr(f, k) is None and getattr(prev, k) is not None})
 
 

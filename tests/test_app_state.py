@@ -360,3 +360,116 @@ def test_the_page_builds_headless_from_a_query():
         assert page.title.startswith("effgan")
     finally:
         page.lab.close()
+
+
+# ---------------------------------------------------------------- companion meters (papers A-C)
+def _sim(**knobs):
+    from dynamics.engine import build
+    from dynamics.knobs import resolve
+    return build(resolve({"particles": 48, "dtype": "float64", "device": "cpu", **knobs}))
+
+
+def _run(sim, steps):
+    s = sim.init()
+    for _ in range(steps):
+        s = sim.step(s)
+    return s
+
+
+def test_ct_meter_is_the_loss_the_engine_descends():
+    """forward = the CT loss at ρ = 1, backward = the loss at ρ = 0, and the ρ-weighted loss is
+    the loss_g the next step reports: the meter reads the engine's own objective and batch."""
+    from app import meters
+    sim = _sim(**{"disc.kind": "ct", "ct.rho": 0.3, "real": 40})
+    s = _run(sim, 15)
+    m = meters.ct_meter(sim, s)
+    assert m["ct_forward"] == pytest.approx(float(sim.forces(sim.set_hyper(s, {"ct.rho": 1.0}))[0][0]), rel=1e-10)
+    assert m["ct_backward"] == pytest.approx(float(sim.forces(sim.set_hyper(s, {"ct.rho": 0.0}))[0][0]), rel=1e-10)
+    assert m["ct_loss"] == pytest.approx(float(sim.step(s).loss_g[0]), rel=1e-10)
+    assert m["ct_loss"] == pytest.approx(0.3 * m["ct_forward"] + 0.7 * m["ct_backward"], rel=1e-10)
+
+
+def test_approximability_of_the_f1_neuron_is_a_fraction_of_w1():
+    """The f1 neuron is 1-Lipschitz, so its IPM never exceeds the exact W1 of the same samples;
+    for a pure mean shift (paper B, Thm 3.1: Gaussians) it sees nearly all of it."""
+    from app import meters
+    shift = _sim(**{"disc.kind": "f1_neuron", "target.kind": "point", "target.std": 0.05, "init.std": 0.05,
+                    "lr.gen": 0.0})
+    s = shift.init()
+    for t in range(1, 31):
+        s = shift.step(s)
+        m = meters.approx_meter(shift, s)
+        assert abs(m["ra_ratio"]) <= 1 + 1e-9 and m["ra_w1"] == pytest.approx(2.0, abs=0.1)
+    assert m["ra_ratio"] > 0.85
+    ring = _sim(**{"disc.kind": "f1_neuron"})                      # particles start inside the ring
+    ratios = []
+    s = ring.init()
+    for _ in range(40):
+        s = ring.step(s)
+        ratios.append(meters.approx_meter(ring, s)["ra_ratio"])
+    assert max(abs(r) for r in ratios) <= 1 + 1e-9
+    assert max(ratios) < 0.6                 # a blob inside the ring: one neuron sees a part of W1
+    assert meters.approx_meter(ring, ring.init()) == {}           # no trained critic yet
+
+
+def test_paper_a_meter_sees_a_shift_above_its_null_and_below_exact_w1():
+    from app import meters
+    sim = _sim(**{"disc.kind": "f1_neuron", "target.kind": "point", "target.std": 0.3, "init.std": 0.3,
+                  "lr.gen": 0.0, "particles": 128})
+    s = _run(sim, 2)
+    a, ra = meters.paper_a_meter(sim, s), meters.approx_meter(sim, s)
+    for k in ("f1", "f2", "msw1"):
+        assert a[k] > 3 * a[k + "_null"] > 0
+    assert a["msw1"] <= ra["ra_w1"] + 1e-9           # the same samples: max-sliced W1 ≤ W1
+    assert a["msw1"] == pytest.approx(ra["ra_w1"], rel=0.2)       # a shift is one direction
+
+
+@pytest.mark.parametrize("kind,expect", [("ct", {"ct"}), ("mlp", {"approx"}), ("linear", {"approx"}),
+                                         ("f1_neuron", {"approx", "paper_a"}), ("f2_features", {"approx", "paper_a"})])
+def test_meters_stream_only_for_the_kinds_they_apply_to(kind, expect):
+    from app import meters
+    lab = Lab(particles=24, disc_kind=kind).start()
+    try:
+        f = frame_of(lab, lambda f: f.meters is not None and f.t > 0 and
+                     all(k in f.meters for n in expect for k in KEYS[n]))
+        assert set(f.scene.meters) == expect == set(meters.applicable(lab.worker.cfg))
+        others = {k for n in set(KEYS) - expect for k in KEYS[n]}
+        seen = set(f.meters)
+        for _ in range(5):
+            g = frame_of(lab, lambda g: g.meters is not None)
+            seen |= set(g.meters)
+        assert not seen & others and all(np.isfinite(v) for v in f.meters.values())
+        v = views.Views()
+        v.update(f)
+        assert {n for n, fig in v.meter_figs.items() if fig.visible} == expect
+        v.flush()
+        assert v.meter_series.data["t"] == [f.meters["t"]]
+        if "paper_a" in expect:
+            assert v.meter_series.data["f1_rel"][0] == pytest.approx(f.meters["f1"] / f.meters["f1_null"])
+        assert set(KEYS[sorted(expect)[0]]) <= set(lab.worker.record.history().series)     # exported too
+        assert lab.worker.error == ""
+    finally:
+        lab.close()
+
+
+KEYS = {"ct": ("ct_forward", "ct_backward"), "approx": ("ra_ratio", "ra_gap"), "paper_a": ("f1", "f2_null", "msw1")}
+
+
+def test_costly_meters_are_spaced_out_by_their_cost():
+    """A meter runs at most every max(Meter.every, cost / METER_SHARE) seconds."""
+    from app import meters, worker
+    lab = Lab(particles=64, disc_kind="f1_neuron").start()
+    try:
+        times = []
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            f = lab.take_frame()
+            if f is not None and f.meters and "f1" in f.meters:
+                times.append(time.monotonic())
+            time.sleep(0.01)
+        cost = lab.worker.meter_cost["paper_a"]
+        gap = max(meters.METERS["paper_a"].every, cost / worker.METER_SHARE)
+        assert len(times) >= 2 and min(np.diff(times)) > 0.8 * gap
+        assert lab.worker.steps_done > 200                        # stepping went on between meters
+    finally:
+        lab.close()

@@ -185,3 +185,18 @@ def test_ten_sessions_opened_and_closed_leave_no_worker(context, lab_url):
             p.close()
     wait_until(lambda: not worker_threads(), 45, 0.2, "all simulation workers stopped")
     assert not [w for w in list(LIVE) if w.alive]
+
+
+METER = "(name) => { const d = Bokeh.documents[0]; const f = d.get_model_by_name('meter-' + name);" \
+        " const s = d.get_model_by_name('meters'); return [f.visible, Array.from(s.data.ct_forward).length] }"
+
+
+def test_ct_costs_meter_shows_for_conditional_transport_only(page, lab_url):
+    _, worker = open_lab(page, lab_url + "?disc.kind=ct")
+    assert worker.cfg["disc.kind"] == "ct"
+    wait_until(lambda: page.evaluate(METER, "ct")[1] > 0, 10, 0.1, "CT costs streaming into the page")
+    assert page.evaluate(METER, "ct")[0] and not page.evaluate(METER, "approx")[0]
+    wait_until(lambda: shows(page, "Conditional transport (paper C)."), 5, 0.1, "the CT meter's text")
+    page.locator(".knob-disc_kind select").select_option("mlp")
+    wait_until(lambda: page.evaluate(METER, "approx")[0] and not page.evaluate(METER, "ct")[0], 10, 0.1,
+               "the approximability meter instead")
