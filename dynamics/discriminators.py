@@ -131,23 +131,65 @@ def _mlp_init(width: int, depth: int):
     return init
 
 
-# Layout note: on the CPU a batched matmul whose *small* operand (d or 1 columns) sits on
-# the left is several times faster than with it on the right, so results with d columns are
-# formed transposed, e.g. ∇Dᵀ = (a ⊙ W)ᵀ σ'(u)ᵀ.
+# ---------------------------------------------------------------- the critic's small products
+@dataclasses.dataclass(frozen=True)
+class Products:
+    """The three contractions of the one-hidden-layer critic, with a small axis k (d, 1, 2d+2):
+      * affine(Z (B,n,k), Wt (B,k,H), b (B,H) or None) -> Z·Wt + b      (B, n, H)
+      * rows(S (B,n,H), Vt (B,k,H)) -> S·Vtᵀ, contracting H            (B, n, k)
+      * cols(C (B,n,k), S (B,n,H)) -> Cᵀ·S, contracting n             (B, k, H)
+    """
+    affine: Callable
+    rows: Callable
+    cols: Callable
+
+
+# BLAS: on the CPU a batched matmul whose *small* operand sits on the left is several times
+# faster than with it on the right, so results with k columns are formed transposed.
+BLAS = Products(
+    affine=lambda Z, Wt, b: torch.bmm(Z, Wt) if b is None else torch.baddbmm(b.unsqueeze(1), Z, Wt),
+    rows=lambda S, Vt: torch.bmm(Vt, S.transpose(1, 2)).transpose(1, 2),
+    cols=lambda C, S: torch.bmm(C.transpose(1, 2).contiguous(), S),
+)
+
+
+def _affine_unrolled(Z, Wt, b):
+    out = Z[..., :1] * Wt[:, :1] if b is None else b.unsqueeze(1) + Z[..., :1] * Wt[:, :1]
+    for k in range(1, Z.shape[-1]):
+        out = out + Z[..., k:k + 1] * Wt[:, k:k + 1]
+    return out
+
+
+# UNROLLED: one broadcast product per small index, every inner loop over H or n. Slow eagerly,
+# but torch.compile fuses it into a few vectorised loops with no (B, n, H) temporaries: 2×
+# faster than BLAS calls for d = 2 (benchmarks/engine.py). Used under `compile` for small d.
+UNROLLED = Products(
+    affine=_affine_unrolled,
+    rows=lambda S, Vt: torch.stack([(S * Vt[:, k:k + 1]).sum(-1) for k in range(Vt.shape[1])], -1),
+    cols=lambda C, S: torch.stack([(C[..., k:k + 1] * S).sum(1) for k in range(C.shape[-1])], 1),
+)
+UNROLL_MAX_DIM = 8
+
+
+def products_for(compiled: bool, d: int) -> Products:
+    return UNROLLED if compiled and d <= UNROLL_MAX_DIM else BLAS
+
+
 def _aW_t(p: Params) -> Tensor:
-    """(B, d, H) (a ⊙ W)ᵀ, contiguous."""
+    """(B, d, H) (a ⊙ W)ᵀ."""
     return (p["a"].unsqueeze(2) * p["W0"]).transpose(1, 2).contiguous()
 
 
-def _mlp1_value_and_grad(derivs):
+def _mlp1_value_and_grad(derivs, compiled: bool):
     def value_and_grad(p: Params, x: Tensor):
-        s, s1, _ = derivs(torch.baddbmm(p["b0"].unsqueeze(1), x, p["W0"].transpose(1, 2)))   # (B, n, H)
-        D = torch.bmm(p["a"].unsqueeze(1), s.transpose(1, 2)).squeeze(1) + p["c"].unsqueeze(1)
-        return D, torch.bmm(_aW_t(p), s1.transpose(1, 2)).transpose(1, 2)                     # ∇D = Wᵀ(a ⊙ σ')
+        ops = products_for(compiled, x.shape[-1])
+        s, s1, _ = derivs(ops.affine(x, p["W0"].transpose(1, 2), p["b0"]))                    # (B, n, H)
+        D = ops.rows(s, p["a"].unsqueeze(1)).squeeze(2) + p["c"].unsqueeze(1)
+        return D, ops.rows(s1, _aW_t(p))                                                    # ∇D = Wᵀ(a ⊙ σ')
     return value_and_grad
 
 
-def _mlp1_ascent(derivs, curved: bool):
+def _mlp1_ascent(derivs, curved: bool, compiled: bool):
     def ascent(p: Params, batch: Batch, hyper, loss: Loss, reg: Regulariser):
         """Closed form for D(x) = aᵀσ(Wx + b) + c with g = ∇_x D = Wᵀ(a ⊙ σ'(u)), q = ‖g‖².
 
@@ -160,32 +202,33 @@ def _mlp1_ascent(derivs, curved: bool):
         W, a, gamma = p["W0"], p["a"], hyper["reg.strength"]
         M, N = batch.real.shape[1], batch.fake.shape[1]
         d = W.shape[2]
+        ops = products_for(compiled, d)
+        Wt = W.transpose(1, 2)
         Z = _points(batch, reg)                                                            # (B, n, d)
-        s, s1, s2 = derivs(torch.baddbmm(p["b0"].unsqueeze(1), Z, W.transpose(1, 2)))   # (B, n, H)
-        D = torch.bmm(a.unsqueeze(1), s.transpose(1, 2)).squeeze(1) + p["c"].unsqueeze(1)  # (B, n)
+        s, s1, s2 = derivs(ops.affine(Z, Wt, p["b0"]))                                    # (B, n, H)
+        D = ops.rows(s, a.unsqueeze(1)).squeeze(2) + p["c"].unsqueeze(1)                   # (B, n)
         D_real, D_fake = D[:, :M], D[:, M:M + N]
         w, rho = _points_and_weights(batch, loss, reg, D_real, D_fake)
         J = data_objective(loss, D_real, D_fake)
         cols = [w.unsqueeze(2) * Z, w.unsqueeze(2)]                                        # right-hand sides of σ'ᵀ(·)
         penal = reg.where != "none"
         if penal:
-            g = torch.bmm(_aW_t(p), s1.transpose(1, 2)).transpose(1, 2)                   # (B, n, d)
+            g = ops.rows(s1, _aW_t(p))                                                     # (B, n, d)
             q = (g * g).sum(-1)
             J = J - gamma * (rho * reg.r(q)).sum(1)
             v = gamma.unsqueeze(1) * rho * reg.dr(q)                                       # (B, n)
             cols.append(v.unsqueeze(2) * g)
-        R = torch.bmm(torch.cat(cols, 2).transpose(1, 2).contiguous(), s1)                 # (B, 2d+1, H)
+        R = ops.cols(torch.cat(cols, 2), s1)                                               # (B, 2d+1, H)
         Q, sw = R[:, :d], R[:, d]
-        da = torch.bmm(w.unsqueeze(1), s).squeeze(1)
+        da = ops.cols(w.unsqueeze(2), s).squeeze(1)
         dW_t, db = Q, a * sw                                                               # dW_t: (B, d, H) / a
         if penal:
             P = R[:, d + 1:]
             da = da - 2 * (W * P.transpose(1, 2)).sum(-1)
             dW_t = Q - 2 * P
             if curved:
-                T = (v.unsqueeze(2) * s2) * torch.bmm(g, W.transpose(1, 2))               # (B, n, H)
-                Zt1 = torch.cat([Z, torch.ones_like(Z[..., :1])], 2).transpose(1, 2).contiguous()
-                U = torch.bmm(Zt1, T)                                                      # (B, d+1, H)
+                T = (v.unsqueeze(2) * s2) * ops.affine(g, Wt, None)                       # (B, n, H)
+                U = ops.cols(torch.cat([Z, torch.ones_like(Z[..., :1])], 2), T)            # (B, d+1, H)
                 dW_t = dW_t - 2 * U[:, :d]
                 db = db - 2 * a * U[:, d]
         return {"W0": a.unsqueeze(2) * dW_t.transpose(1, 2), "b0": db, "a": da, "c": w.sum(1)}, J
@@ -198,8 +241,9 @@ def mlp(cfg) -> Discriminator:
     depth, width = cfg["disc.depth"], cfg["disc.width"]
     value = _mlp_value(act.f, depth)
     if depth == 1:
-        return Discriminator(_mlp_init(width, 1), value, _mlp1_value_and_grad(act.derivs),
-                             _mlp1_ascent(act.derivs, act.curved))
+        compiled = cfg["compile"]
+        return Discriminator(_mlp_init(width, 1), value, _mlp1_value_and_grad(act.derivs, compiled),
+                             _mlp1_ascent(act.derivs, act.curved, compiled))
     return Discriminator(_mlp_init(width, depth), value,
                          lambda p, x: autograd_value_and_grad(value, p, x),
                          lambda p, batch, hyper, loss, reg: autograd_ascent(value, p, batch, hyper, loss, reg))

@@ -15,6 +15,7 @@ its step recorded in ``diverged_step``; the others go on. Nothing raises out of 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
@@ -113,6 +114,29 @@ def _b(t: Tensor, like: Tensor) -> Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _compiled(advance: Callable, device: torch.device) -> Callable:
+    """advance under torch.compile, the step number passed as a tensor (a new value must not
+    recompile). Where compiling fails (no C++ compiler, an unsupported op) the step warns once
+    and goes on eagerly: same maths, slower."""
+    fused = torch.compile(advance, dynamic=False)
+    box = [None]
+
+    def core(x, p, opt, kstate, h, key, t: int):
+        if box[0] is None:
+            try:
+                out = fused(x, p, opt, kstate, h, key, torch.tensor(t, device=device))
+                box[0] = fused
+                return out
+            except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
+                warnings.warn(f"compile: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                              "running the step eagerly", RuntimeWarning, stacklevel=3)
+                box[0] = advance
+        if box[0] is advance:
+            return advance(x, p, opt, kstate, h, key, t)
+        return fused(x, p, opt, kstate, h, key, torch.tensor(t, device=device))
+    return core
+
+
 def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
     """(B, N, d) starting particles: init.std · N(0, I) shifted by init.shift along the first
     axis, or (init.kind = pair) a draw from the sphere pair's negative half μ."""
@@ -201,29 +225,38 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
             return s
         return s.replace(kernel={**s.kernel, "pairs": target.sample(s.key, PAIRS_COUNTER, N)})
 
-    def step(s: State) -> State:
-        h, x, p, opt = s.hyper, s.x, s.disc, s.opt
+    def advance(x, p, opt, kstate, h, key, t):
+        """The arithmetic of one step, a pure function of tensors (t: the step number, an int
+        or, under torch.compile, a 0-d int64 tensor so that a new step does not recompile).
+        Returns x', params, opt, kstate, J (B,), loss_g (B,), ok (B,) bool."""
         J = loss_g = F = real = None
+        pairs = kstate.get("pairs")
         for sub in range(n_disc):
-            counter = s.t * n_disc + sub
-            real = target.sample(s.key, counter, M)                               # (B, M, d)
+            counter = t * n_disc + sub
+            real = target.sample(key, counter, M)                               # (B, M, d)
             mix = None
             if reg.where == "mix":
-                eps = rng.uniform(s.key, counter, STREAM_MIX, (N, 1), dtype)
+                eps = rng.uniform(key, counter, STREAM_MIX, (N, 1), dtype)
                 mix = eps * real[:, mix_index] + (1 - eps) * x
             if simultaneous and sub == 0:
-                loss_g, F = forces(p, x, real, h, s.kernel.get("pairs"))
+                loss_g, F = forces(p, x, real, h, pairs)
             if disc.update is not None:
                 p, J = disc.update(p, Batch(real, x, mix), h)
             else:
                 grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
                 p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
         if not simultaneous:
-            loss_g, F = forces(p, x, real, h, s.kernel.get("pairs"))
-        x_new, kstate = kernel.move(s.kernel, x, F, h["lr.gen"] / N, h)
-        new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss_g)
+            loss_g, F = forces(p, x, real, h, pairs)
+        x_new, kstate = kernel.move(kstate, x, F, h["lr.gen"] / N, h)
         # NaN fails the comparison; J is non-finite when any critic parameter is
         ok = (x_new.abs().amax((1, 2)) < limit) & torch.isfinite(J)
+        return x_new, p, opt, kstate, J, loss_g, ok
+
+    core = _compiled(advance, device) if cfg["compile"] else advance
+
+    def step(s: State) -> State:
+        x_new, p, opt, kstate, J, loss_g, ok = core(s.x, s.disc, s.opt, s.kernel, s.hyper, s.key, s.t)
+        new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss_g)
         if check_host and bool((ok & s.alive).all()):
             return new
         keep = s.alive & ok

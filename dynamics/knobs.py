@@ -174,6 +174,9 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       (0.0, 1.0), role="hyper"),
     K("ct.beta", float, 4.0, "β, inverse temperature of the fixed conditional-transport navigator d = β‖x−y‖²",
       (1e-6, 1e6), role="hyper", log=True, advanced=True),
+    K("ct.max_step", float, 0.0, "longest move of one particle per step under conditional transport (0: no "
+      "clip): F_j is shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step, the whole move for two_number with "
+      "r = 0, a bound on its self term otherwise", (0.0, 1e6), role="hyper", advanced=True),
     K("critic.restarts", int, 16, "neurons searched in parallel by the f1_neuron critic", (1, 4096),
       advanced=True),
     K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES")),
@@ -191,6 +194,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("seed", int, 1, "random seed of the run", (0, 2**31 - 1)),
     K("dtype", str, "float32", "floating-point precision", choices=("float32", "float64"), advanced=True),
     K("device", str, "auto", "where to run", choices=("auto", "cpu", "cuda"), advanced=True),
+    K("compile", bool, False, "fuse each step into compiled kernels with torch.compile (faster; the first "
+      "step waits for the compiler, seconds to a minute; needs a C++ compiler on the CPU)", advanced=True),
     # run control
     K("steps", int, 4000, "particle updates in a run", (0, 100_000_000), role="run"),
     K("record.every", int, 10, "record metrics every this many steps", (1, 1_000_000), role="run",

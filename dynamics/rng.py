@@ -42,12 +42,15 @@ def _index_table(stream: int, n: int, device: torch.device) -> torch.Tensor:
     return _mix(_mix(idx) ^ _mix((stream * 0x632BE5AB + 0x9E3779B9) & _M32)).view(1, n)
 
 
-def bits(key: torch.Tensor, counter: int, stream: int, n: int) -> torch.Tensor:
-    """(B, n) int64 hashes in [0, 2**32) for members `key (B,)` at an integer counter."""
+def bits(key: torch.Tensor, counter, stream: int, n: int) -> torch.Tensor:
+    """(B, n) int64 hashes in [0, 2**32) for members `key (B,)` at an integer counter (a
+    Python int, or a 0-d int64 tensor inside a compiled step: the same arithmetic)."""
     c = _mix(_mix(counter & _M32) ^ ((counter >> 32) & _M32) ^ 0x5BD1E995)
     # keys and c are both hashed, so key ^ c only collides for a 2**-32 fraction of pairs;
     # the one mix per element below then decorrelates neighbouring bases and indices
-    return _mix((key ^ c).view(-1, 1) ^ _index_table(stream, n, key.device))
+    # under torch.compile the table is traced (and fused) rather than looked up in the cache
+    table = (_index_table.__wrapped__ if torch.compiler.is_compiling() else _index_table)(stream, n, key.device)
+    return _mix((key ^ c).view(-1, 1) ^ table)
 
 
 def to_uniform(h: torch.Tensor, dtype) -> torch.Tensor:

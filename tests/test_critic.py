@@ -13,8 +13,11 @@ B, M, N, d = 3, 7, 5, 3
 
 
 def _setup(kind, act, seed=0):
+    """kind "mlp_unrolled": the mlp with the products written for torch.compile (run eagerly)."""
     torch.manual_seed(seed)
-    cfg = resolve({"disc.activation": act, "disc.width": 6, "disc.kind": kind})
+    compiled = kind == "mlp_unrolled"
+    kind = "mlp" if compiled else kind
+    cfg = resolve({"disc.activation": act, "disc.width": 6, "disc.kind": kind, "compile": compiled})
     disc = DISCRIMINATORS[kind](cfg)
     p = disc.init(rng.generators([1, 2, 3]), d, torch.float64, "cpu")
     p = {k: torch.randn_like(v) for k, v in p.items()}          # away from the zero init of the linear critic
@@ -25,7 +28,7 @@ def _setup(kind, act, seed=0):
     return disc, p, batch, hyper
 
 
-@pytest.mark.parametrize("kind", ["mlp", "linear"])
+@pytest.mark.parametrize("kind", ["mlp", "mlp_unrolled", "linear"])
 @pytest.mark.parametrize("act", ACTIVATIONS.names())
 def test_closed_form_objective_gradient_equals_autograd(kind, act):
     disc, p, batch, hyper = _setup(kind, act)
@@ -39,7 +42,7 @@ def test_closed_form_objective_gradient_equals_autograd(kind, act):
             torch.testing.assert_close(J1, J2, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "linear"])
+@pytest.mark.parametrize("kind", ["mlp", "mlp_unrolled", "linear"])
 @pytest.mark.parametrize("act", ACTIVATIONS.names())
 def test_closed_form_input_gradient_equals_autograd(kind, act):
     disc, p, batch, _ = _setup(kind, act)
