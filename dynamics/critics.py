@@ -6,7 +6,8 @@
 * ``f2_features`` the F2 (fixed-kernel) IPM critic: the arc-cosine kernel MMD. Witness
   h = mean_real k(·, y) − mean_fake k(·, x), normalised to the RKHS unit ball (h / MMD).
 * ``ct``          conditional transport with the fixed navigator d = β‖x − y‖² (Zheng & Zhou):
-  no critic network; the force is −N ∂L_CT/∂x_j with L = ρ·forward + (1 − ρ)·backward.
+  no critic network; the force is −N ∂L_CT/∂x_j with L = ρ·forward + (1 − ρ)·backward,
+  optionally clipped per particle (ct.max_step, `clip_moves`).
 
 Each moves particles uphill on its witness: F_j = ∇f(x_j) (F1), ∇h(x_j) (F2).
 """
@@ -126,6 +127,22 @@ def f2_features(cfg) -> Discriminator:
 
 
 # ---------------------------------------------------------------- conditional transport
+def clip_moves(F: Tensor, hyper) -> Tensor:
+    """F (B, N, d) with each F_j shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step (0: off).
+
+    (η_G/N)·g1·F_j is particle j's own term of its move x_j += (η_G/N) Σ_k Θ_jk F_k (Θ_jj = g1):
+    the whole move for two_number with r = 0, so there the clip is exact; with cross coupling
+    it bounds the self term only. Why: unclipped, the first particles to reach a mode own all
+    its data and take huge forward-cost steps while the rest lag (ct-balance, ρ = 0.5 stalls).
+    """
+    cap, N = hyper["ct.max_step"], F.shape[1]
+    scale = hyper["lr.gen"] * hyper["kernel.g1"] / N                        # (B,)
+    on = (cap > 0) & (scale > 0)
+    limit = torch.where(on, cap / torch.where(on, scale, torch.ones_like(scale)), torch.full_like(cap, math.inf))
+    norm = F.norm(dim=-1, keepdim=True)                                      # (B, N, 1)
+    return F * (limit.view(-1, 1, 1) / norm.clamp_min(1e-30)).clamp(max=1.0)
+
+
 @DISCRIMINATORS.register("ct")
 def conditional_transport(cfg) -> Discriminator:
     from .companion.ct import ct_costs, ct_particle_grad
@@ -141,7 +158,8 @@ def conditional_transport(cfg) -> Discriminator:
 
     def force(p, x, real, hyper):
         grad = ct_particle_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
-        return ct_costs(real, x, hyper["ct.beta"], hyper["ct.rho"])["loss"], -x.shape[1] * grad
+        F = clip_moves(-x.shape[1] * grad, hyper)
+        return ct_costs(real, x, hyper["ct.beta"], hyper["ct.rho"])["loss"], F
 
     return Discriminator(init, zero, lambda p, x: (zero(p, x), torch.zeros_like(x)), ascent=None, update=update,
                          force=force)
