@@ -3,6 +3,8 @@ the same call runs in-process, in a worker process or on a Dask worker."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import time
 
 import numpy as np
@@ -30,14 +32,13 @@ def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[st
     """
     import torch
 
-    from ..engine import build
     from ..run import simulate
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        sim = build(chunk.cfg)
+        sim = _built(json.dumps(chunk.cfg, sort_keys=True))
         h = simulate(chunk.cfg, list(chunk.members), sim=sim, keep_state=wants.spectrum)
     finally:
         torch.set_num_threads(before)
@@ -56,6 +57,14 @@ def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[st
     out["cpu_seconds"] = np.float64(time.process_time() - c0)
     out["device"] = str(sim.device)
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _built(cfg_json: str):
+    """One Simulation per config and process: chunks of a group reuse it, so a fused step
+    (compile = true) is compiled once per worker, not once per chunk. build() is pure."""
+    from ..engine import build
+    return build(json.loads(cfg_json))
 
 
 def spectrum_size(cfg: dict) -> int:
