@@ -114,6 +114,11 @@ def _b(t: Tensor, like: Tensor) -> Tensor:
     return t.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _counter(t: int, device: torch.device) -> Tensor:
+    """0-d int64 tensor holding t, made by a fill kernel (no host-to-device copy, no sync)."""
+    return torch.full((), t, dtype=torch.int64, device=device)
+
+
 def _compiled(advance: Callable, device: torch.device) -> Callable:
     """advance under torch.compile, the step number passed as a tensor (a new value must not
     recompile). Where compiling fails (no C++ compiler, an unsupported op) the step warns once
@@ -124,7 +129,7 @@ def _compiled(advance: Callable, device: torch.device) -> Callable:
     def core(x, p, opt, kstate, h, key, t: int):
         if box[0] is None:
             try:
-                out = fused(x, p, opt, kstate, h, key, torch.tensor(t, device=device))
+                out = fused(x, p, opt, kstate, h, key, _counter(t, device))
                 box[0] = fused
                 return out
             except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
@@ -133,7 +138,7 @@ def _compiled(advance: Callable, device: torch.device) -> Callable:
                 box[0] = advance
         if box[0] is advance:
             return advance(x, p, opt, kstate, h, key, t)
-        return fused(x, p, opt, kstate, h, key, torch.tensor(t, device=device))
+        return fused(x, p, opt, kstate, h, key, _counter(t, device))
     return core
 
 
