@@ -9,9 +9,12 @@ A registry entry is a factory ``make(cfg) -> Kernel``; a Kernel gives
   * ``spectrum(kstate, hyper) -> (levels (B, k), multiplicity (B, k))`` of the N×N Θ (per
     output dimension; divide by N for the rates of the update above)
 
-`two_number` never forms an N×N matrix (O(N·d) per step). `rbf` and `relu_ntk` hold Θ for
-latent codes z_i on the sphere S^(dz−1); `network` is a real finite ReLU generator G(z)
-moved by gradient descent on its weights, normalised so its empirical Θ_ii averages g1.
+`two_number` never forms an N×N matrix (O(N·d) per step). `rbf`, `relu_ntk` (codes z_i on the
+sphere S^(dz−1)) and `linear` are Θ_ij = g1·K(z_i, z_j) over fixed latent codes: cached as a
+`(B, N, N)` tensor while it fits DENSE_MAX_BYTES, else formed block by block at every move
+(N = 100,000 needs no N×N matrix), with the top of the spectrum by block Krylov iteration
+above SPECTRUM_FULL_N. `network` is a real finite ReLU generator G(z) moved by gradient
+descent on its weights, normalised so its empirical Θ_ii averages g1.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import Callable
 import torch
 
 from . import rng
+from .knobs import ConfigError
 from .registry import Registry
 
 Tensor = torch.Tensor
@@ -70,80 +74,200 @@ def two_number(cfg) -> Kernel:
 
 
 # ---------------------------------------------------------------- dense kernels over latent codes
+DENSE_MAX_BYTES = 512 * 2**20      # cache Θ (B, N, N) below this; above, form it block by block each move
+BLOCK_BYTES = 32 * 2**20           # one (B, rows, N) block of Θ formed on the fly
+SPECTRUM_FULL_N = 2048             # every eigenvalue up to this N; above, the top SPECTRUM_TOP (block Krylov)
+SPECTRUM_TOP = 32
+MATRIX_MAX_BYTES = 4 * 2**30       # kernel.matrix refuses to form a larger Θ
+
+
 def sphere_codes(gens, N: int, dz: int, dtype, device) -> Tensor:
     """(B, N, dz) codes uniform on S^(dz−1)."""
     z = rng.stacked_normal(gens, (N, dz), dtype, device)
     return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def _relu_moments(q: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """For (u, v) centred Gaussian with Var u = Var v = q, Cov = c:
-    E[relu u relu v] = q/(2π)(sin θ + (π−θ)cos θ), E[step u step v] = (π−θ)/(2π), cos θ = c/q."""
-    cos = (c / q).clamp(-1.0, 1.0)
-    th = torch.arccos(cos)
-    k1 = q / (2 * math.pi) * (torch.sqrt(1 - cos * cos) + (math.pi - th) * cos)
-    k0 = (math.pi - th) / (2 * math.pi)
-    return k1, k0
+def block_rows(B: int, N: int, itemsize: int, budget: int | None = None) -> int:
+    """Rows of a (B, rows, N) block of Θ that fit in `budget` bytes (BLOCK_BYTES)."""
+    budget = BLOCK_BYTES if budget is None else budget
+    return max(1, min(N, budget // max(1, B * N * itemsize)))
+
+
+def blocked_apply(pair_fn, z: Tensor, V: Tensor, rows: int) -> Tensor:
+    """K V without K in memory: K[:, a:b] = pair_fn(z[:, a:b], z, a) `(B, rows, N)`, one block at
+    a time (a: the column of the block's first own code, i.e. its diagonal offset).
+    z `(B, N, dz)`, V `(B, N, p)` -> `(B, N, p)`. Loops over row blocks only (static slices: no
+    host sync on a GPU)."""
+    N = z.shape[1]
+    out = V.new_empty(V.shape)
+    for a in range(0, N, rows):
+        out[:, a:a + rows] = torch.bmm(pair_fn(z[:, a:a + rows], z, a), V)
+    return out
+
+
+def blocked_fill(pair_fn, z: Tensor, rows: int) -> Tensor:
+    """K `(B, N, N)` filled block by block as in `blocked_apply`, so that forming a cached Θ
+    needs one block's temporaries beside it, not several N×N ones."""
+    B, N = z.shape[:2]
+    out = z.new_empty(B, N, N)
+    for a in range(0, N, rows):
+        out[:, a:a + rows] = pair_fn(z[:, a:a + rows], z, a)
+    return out
+
+
+def top_eigenvalues(apply_fn, B: int, N: int, k: int, dtype, device, iters: int = 10, extra: int = 16) -> Tensor:
+    """(B, k) largest eigenvalues, descending, of symmetric PSD matrices A `(B, N, N)` known only
+    through apply_fn(V) = A V, V `(B, N, p)`: block Krylov (block Lanczos with full
+    reorthogonalisation, p = k + extra vectors, iters + 1 passes over A) and Rayleigh–Ritz.
+    Each pass forms A once whatever p, so a wide block costs little more than one vector.
+    The Ritz problem goes through the Gram matrix of the basis, so directions lost to
+    rounding (a numerically low-rank A) cannot masquerade as eigenvectors."""
+    p = min(N, k + extra)
+    g = torch.Generator().manual_seed(0)                     # fixed start: a repeatable spectrum
+    Q = torch.linalg.qr(torch.randn(B, N, p, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)).Q
+    basis, images = [Q], []
+    for _ in range(iters):
+        W = apply_fn(Q)
+        images.append(W)
+        for _ in range(2):                                   # Gram–Schmidt: twice is enough
+            for Qj in basis:
+                W = W - torch.bmm(Qj, torch.bmm(Qj.transpose(1, 2), W))
+        Q = torch.linalg.qr(W).Q
+        basis.append(Q)
+    images.append(apply_fn(Q))
+    V, AV = torch.cat(basis, -1), torch.cat(images, -1)      # (B, N, m)
+    T = torch.bmm(V.transpose(1, 2), AV).double()
+    T = (T + T.transpose(1, 2)) / 2                          # (B, m, m)
+    s, U = torch.linalg.eigh(torch.bmm(V.transpose(1, 2), V).double())
+    keep = s > s[:, -1:] * 1e-10
+    W = U * torch.where(keep, s.clamp_min(1e-300).rsqrt(), torch.zeros_like(s)).unsqueeze(1)
+    ev = torch.linalg.eigvalsh(torch.bmm(W.transpose(1, 2), torch.bmm(T, W)))
+    return ev.flip(-1)[:, :k].to(dtype)
 
 
 def relu_ntk(rho: Tensor, depth: int, bias: float = 0.0) -> Tensor:
     """Infinite-width NTK Θ(ρ) of a ReLU net with `depth` hidden layers on unit-norm inputs.
 
     Parametrisation (the `network` kernel's): u1 = W1 z + σ_b b1, u_{l+1} = √(2/H) W h_l + σ_b b,
-    all weights and biases N(0, 1). Recursion: Σ1 = ρ + σ_b², Θ1 = Σ1; for each further layer
-    Σ' = 2E[relu·relu] + σ_b², Σ̇ = 2E[relu'·relu'], Θ' = Θ Σ̇ + Σ'. Without bias,
-    Θ(0)/Θ(1) = 1/(2π) for one hidden layer and ≈ 0.229 for two.
+    all weights and biases N(0, 1). Recursion: Σ1 = ρ + σ_b², Θ1 = Σ1; for each further layer,
+    with q the (input-independent) diagonal variance and cos θ = Σ/q (arc-cosine kernels),
+    Σ' = 2E[relu·relu] + σ_b² = (q/π)(sin θ + (π−θ) cos θ) + σ_b², Σ̇ = 2E[relu'·relu'] = (π−θ)/π,
+    Θ' = Θ Σ̇ + Σ', q' = q + σ_b². Without bias, Θ(0)/Θ(1) = 1/(2π) for one hidden layer and
+    ≈ 0.229 for two. Written as a few in-place passes over fresh buffers (rho is left alone):
+    the blocked kernels evaluate it N² times per move.
     """
     sig = rho + bias
-    q = torch.ones_like(rho) * (1.0 + bias)          # diagonal variance, the same for every input
-    theta = sig
-    for _ in range(depth):
-        k1, k0 = _relu_moments(q, sig)
-        sig, sdot = 2 * k1 + bias, 2 * k0
-        q = q + bias                                   # 2·E[relu²] = q, plus the bias
-        theta = theta * sdot + sig
+    theta = sig.clone()
+    q = 1.0 + bias
+    for layer in range(depth):
+        ncos = sig.mul(-1.0 / q).clamp_(-1.0, 1.0)          # −cos θ
+        pth = torch.arccos(ncos)                            # π − θ = arccos(−cos θ)
+        sig = torch.sin(pth).addcmul_(pth, ncos, value=-1.0).mul_(q / math.pi)   # sin θ = sin(π − θ)
+        if bias:
+            sig.add_(bias)
+        theta.mul_(pth.mul_(1.0 / math.pi)).add_(sig)
+        q = q + bias                                        # 2·E[relu²] = q, plus the bias
     return theta
 
 
-def _dense_kernel(cfg, matrix_fn) -> Kernel:
-    """Θ = g1 · K(z_i, z_j), K(z, z) = 1; codes fixed at init, Θ recomputed on retune."""
+def _dense_kernel(cfg, pair_fn, codes_fn=None, scale: float = 1.0) -> Kernel:
+    """Θ = g1 · scale · K(z_i, z_j) over codes z `(B, N, dz)` fixed at init (on the sphere unless
+    codes_fn(gens, dtype, device) draws others); pair_fn(za, zb, hyper, offset) gives K `(B, n, m)`
+    for za = zb[:, offset:offset + n] (the constant `scale` multiplies the `(B, N, p)` product,
+    not every block).
+
+    While the batch's Θ `(B, N, N)` fits in DENSE_MAX_BYTES it is cached (rebuilt on retune) and a
+    move is one bmm: reading a stored Θ beats recomputing it. Above, the state holds only z and
+    every move forms Θ block by block (`blocked_apply`), O(N²·(dz + d)) work in O(N·dz) memory.
+    """
     N, dz = cfg["particles"], cfg["kernel.latent_dim"]
+    if codes_fn is None:
+        def codes_fn(gens, dtype, device):
+            return sphere_codes(gens, N, dz, dtype, device)
 
     def build(z, hyper):
-        return _col(hyper["kernel.g1"]) * matrix_fn(z, hyper)
+        rows = block_rows(z.shape[0], N, z.element_size())
+        theta = blocked_fill(lambda za, zb, a: pair_fn(za, zb, hyper, a), z, rows)
+        return theta.mul_(_col(hyper["kernel.g1"] * scale))
 
     def init(x0, gens, hyper):
-        z = sphere_codes(gens, N, dz, x0.dtype, x0.device)
-        return x0, {"z": z, "theta": build(z, hyper)}
+        z = codes_fn(gens, x0.dtype, x0.device)
+        if z.shape[0] * N * N * z.element_size() <= DENSE_MAX_BYTES:
+            return x0, {"z": z, "theta": build(z, hyper)}
+        return x0, {"z": z}
+
+    def apply(ks, hyper, V):
+        """Θ V, V `(B, N, p)`."""
+        if "theta" in ks:
+            return torch.bmm(ks["theta"], V)
+        z = ks["z"]
+        rows = block_rows(z.shape[0], N, z.element_size())
+        return _col(hyper["kernel.g1"] * scale) * blocked_apply(lambda za, zb, a: pair_fn(za, zb, hyper, a), z, V, rows)
 
     def move(ks, x, F, step, hyper):
-        return x + _col(step) * torch.bmm(ks["theta"], F), ks
+        return x + _col(step) * apply(ks, hyper, F), ks
+
+    def retune(ks, hyper):
+        return {**ks, "theta": build(ks["z"], hyper)} if "theta" in ks else ks
+
+    def matrix(ks, hyper):
+        if "theta" in ks:
+            return ks["theta"]
+        z = ks["z"]
+        size = z.shape[0] * N * N * z.element_size()
+        if size > MATRIX_MAX_BYTES:
+            raise ConfigError(f"particles: Θ of N = {N} would take {size / 2**30:.0f} GiB; allowed N up to "
+                              f"{math.isqrt(MATRIX_MAX_BYTES // (z.shape[0] * z.element_size()))} for the full "
+                              "matrix (moves and the top of the spectrum need no matrix)")
+        return build(z, hyper)
 
     def spectrum(ks, hyper):
-        ev = torch.linalg.eigvalsh(ks["theta"].double()).flip(-1).to(ks["theta"].dtype)
+        z = ks["z"]
+        B = z.shape[0]
+        if N > SPECTRUM_FULL_N:
+            k = min(N, SPECTRUM_TOP)
+            ev = top_eigenvalues(lambda V: apply(ks, hyper, V), B, N, k, z.dtype, z.device)
+        elif "theta" in ks:
+            ev = torch.linalg.eigvalsh(ks["theta"].double()).flip(-1).to(z.dtype)
+        else:                                  # a big batch of small Θ: one member's matrix at a time
+            ev = torch.cat([torch.linalg.eigvalsh(build(z[b:b + 1], {key: v[b:b + 1] for key, v in hyper.items()})
+                                                  .double()).flip(-1) for b in range(B)]).to(z.dtype)
         return ev, torch.ones_like(ev, dtype=torch.int64)
 
-    return Kernel(init, move, lambda ks, h: {**ks, "theta": build(ks["z"], h)}, spectrum,
-                  matrix=lambda ks, h: ks["theta"])
+    return Kernel(init, move, retune, spectrum, matrix)
+
+
+def rbf_block(za: Tensor, zb: Tensor, width: Tensor) -> Tensor:
+    """`(B, n, m)` K = exp(−‖a − b‖² / (2 w²)) = exp((a·b − 1) / w²) for unit codes za `(B, n, dz)`,
+    zb `(B, m, dz)`, width `(B,)`."""
+    w = _col(width)
+    return torch.bmm(za, zb.transpose(1, 2)).clamp_(max=1.0).sub_(1.0).div_(w * w).exp_()
+
+
+def relu_ntk_block(za: Tensor, zb: Tensor, depth: int, bias: float, offset: int | None = None) -> Tensor:
+    """`(B, n, m)` relu_ntk(a·b) for unit codes za `(B, n, dz)`, zb `(B, m, dz)` (not normalised).
+
+    offset: za = zb[:, offset:offset + n]; their overlaps with themselves are set to exactly 1.
+    Θ(ρ) has a √(1 − ρ) cusp at ρ = 1, so the rounding of z·z (a few ulps, and not the same in
+    a block as in the full product) would otherwise leak √eps into Θ_ii."""
+    rho = torch.bmm(za, zb.transpose(1, 2))
+    if offset is not None:
+        rho.diagonal(offset, 1, 2).fill_(1.0)
+    return relu_ntk(rho, depth, bias)
 
 
 @KERNELS.register("rbf")
 def rbf(cfg) -> Kernel:
     """K = exp(−‖z_i − z_j‖² / (2 w²)) with w = kernel.width: w → ∞ is the rigid limit."""
-    def k(z, hyper):
-        w = _col(hyper["kernel.width"])
-        return torch.exp(-torch.cdist(z, z).pow(2) / (2 * w * w))
-    return _dense_kernel(cfg, k)
+    return _dense_kernel(cfg, lambda za, zb, h, a: rbf_block(za, zb, h["kernel.width"]))
 
 
 @KERNELS.register("relu_ntk")
 def relu_ntk_kernel(cfg) -> Kernel:
+    """K = relu_ntk(z_i·z_j) / relu_ntk(1): Θ_ii = g1."""
     depth, bias = cfg["kernel.depth"], cfg["kernel.bias"]
     norm = float(relu_ntk(torch.ones((), dtype=torch.float64), depth, bias))
-
-    def k(z, hyper):
-        return relu_ntk(torch.bmm(z, z.transpose(1, 2)).clamp(-1, 1), depth, bias) / norm
-    return _dense_kernel(cfg, k)
+    return _dense_kernel(cfg, lambda za, zb, h, a: relu_ntk_block(za, zb, depth, bias, a), scale=1.0 / norm)
 
 
 @KERNELS.register("linear")
@@ -153,15 +277,9 @@ def linear(cfg) -> Kernel:
     kernel of pseudo-supervised double descent (Luzi, Dar & Baraniuk)."""
     N, q = cfg["particles"], cfg["kernel.latent_dim"]
 
-    def build(z, hyper):
-        return _col(hyper["kernel.g1"]) * torch.bmm(z, z.transpose(1, 2))
-
-    def init(x0, gens, hyper):
-        z = rng.stacked_normal(gens, (N, q), x0.dtype, x0.device) / math.sqrt(q)
-        return x0, {"z": z, "theta": build(z, hyper)}
-
-    base = _dense_kernel(cfg, lambda z, h: torch.bmm(z, z.transpose(1, 2)))
-    return dataclasses.replace(base, init=init, retune=lambda ks, h: {**ks, "theta": build(ks["z"], h)})
+    def codes(gens, dtype, device):
+        return rng.stacked_normal(gens, (N, q), dtype, device) / math.sqrt(q)
+    return _dense_kernel(cfg, lambda za, zb, h, a: torch.bmm(za, zb.transpose(1, 2)), codes)
 
 
 def condition_number(levels: Tensor, rel_tol: float = 1e-9) -> Tensor:

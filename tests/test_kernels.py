@@ -138,3 +138,118 @@ def test_dense_spectrum_and_rbf_width():
     assert float(levels[0, 0]) < 6                                   # a narrow one couples weakly
     s2 = sim.set_hyper(s, {"kernel.width": 30.0})                    # live retune rebuilds Θ
     torch.testing.assert_close(sim.kernel.matrix(s2.kernel, s2.hyper)[0], theta[1], rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- blocked (matrix-free) dense kernels
+from dynamics import kernels  # noqa: E402
+
+DENSE_KINDS = [{"kernel.kind": "rbf", "kernel.width": 0.7},
+               {"kernel.kind": "relu_ntk", "kernel.depth": 2, "kernel.bias": 0.1, "kernel.latent_dim": 5},
+               {"kernel.kind": "linear", "kernel.latent_dim": 40}]
+
+
+def _run(cfg, steps, members=None, retune=None):
+    sim = build(cfg)
+    s = sim.init(members)
+    for i in range(steps):
+        if retune is not None and i == steps // 2:
+            s = sim.set_hyper(s, retune)
+        s = sim.step(s)
+    return sim, s
+
+
+@pytest.mark.parametrize("kind", DENSE_KINDS, ids=lambda c: c["kernel.kind"])
+@pytest.mark.parametrize("rows", [1, 7, 64, 150])
+def test_blocked_apply_equals_the_dense_product(kind, rows):
+    """Θ V formed block by block (row counts that do and do not divide N = 150) is Θ V."""
+    sim = build({**kind, "particles": 150, "dtype": "float64"})
+    s = sim.init([{"seed": 3}, {"seed": 4, "kernel.g1": 2.0}])
+    theta = sim.kernel.matrix(s.kernel, s.hyper)                              # cached: N is small
+    V = torch.randn(2, 150, 3, generator=torch.Generator().manual_seed(0), dtype=f64)
+    norm = float(relu_ntk(torch.ones((), dtype=f64), 2, 0.1))
+    pair = {"rbf": lambda za, zb, a: kernels.rbf_block(za, zb, s.hyper["kernel.width"]),
+            "relu_ntk": lambda za, zb, a: kernels.relu_ntk_block(za, zb, 2, 0.1, a) / norm,
+            "linear": lambda za, zb, a: za @ zb.transpose(1, 2)}[kind["kernel.kind"]]
+    out = kernels.blocked_apply(pair, s.kernel["z"], V, rows) * s.hyper["kernel.g1"].view(-1, 1, 1)
+    torch.testing.assert_close(out, torch.bmm(theta, V), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", DENSE_KINDS, ids=lambda c: c["kernel.kind"])
+def test_blocked_engine_follows_the_dense_trajectory(kind, monkeypatch):
+    """Over a run with a live retune halfway, the matrix-free kernel (Θ never stored, 13-row
+    blocks of N = 90) moves the particles exactly as the cached Θ does."""
+    cfg = {**kind, "particles": 90, "dtype": "float64"}
+    members = [{"seed": 1}, {"seed": 2, "kernel.g1": 0.5}]
+    retune = {"kernel.width": 2.0} if kind["kernel.kind"] == "rbf" else {"kernel.g1": 3.0}
+    _, dense = _run(cfg, 30, members, retune)
+    assert "theta" in dense.kernel
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 2 * 90 * 8 * 13)                  # 13 rows: not a divisor of 90
+    assert kernels.block_rows(2, 90, 8) == 13
+    _, blocked = _run(cfg, 30, members, retune)
+    assert "theta" not in blocked.kernel
+    torch.testing.assert_close(blocked.x, dense.x, rtol=1e-11, atol=1e-11)
+    assert float((dense.x - _run(cfg, 0, members)[1].x).abs().max()) > 1e-3         # the particles did move
+
+
+class _Largest(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the largest tensor any torch operation returns while active."""
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else [out]):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("kind", ["rbf", "relu_ntk"])
+def test_large_n_holds_and_forms_no_n_by_n_tensor(kind, monkeypatch):
+    """Above the size threshold the state keeps only the codes (N = 30,000, the real thresholds),
+    and a retune, a move and the top of the spectrum never create a tensor larger than one
+    block or the Krylov basis (N = 3000, 100-row blocks, thresholds lowered)."""
+    N = 30_000
+    sim = build({"kernel.kind": kind, "particles": N, "dtype": "float64"})          # real thresholds
+    s = sim.init()
+    assert "theta" not in s.kernel and max(t.numel() for t in s.kernel.values()) < 20 * N
+    N = 3000
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 2**20)
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 100 * N * 8)
+    monkeypatch.setattr(kernels, "SPECTRUM_FULL_N", 1000)
+    sim = build({"kernel.kind": kind, "particles": N, "dtype": "float64", "real": 64})
+    s = sim.init()
+    assert sorted(s.kernel) == ["z"]
+    with _Largest() as mode:
+        s1 = sim.step(sim.set_hyper(s, {"kernel.g1": 2.0}))
+        levels, mult = sim.kernel.spectrum(s1.kernel, s1.hyper)
+    krylov = N * (kernels.SPECTRUM_TOP + 16) * 11                 # the basis of top_eigenvalues' defaults
+    assert mode.largest <= max(100 * N, krylov) < N * N / 5 and sorted(s1.kernel) == ["z"]
+    assert levels.shape == (1, kernels.SPECTRUM_TOP) and (mult == 1).all()
+    assert float((s1.x - s.x).abs().max()) > 0
+
+
+@pytest.mark.parametrize("kind", DENSE_KINDS, ids=lambda c: c["kernel.kind"])
+def test_top_of_the_spectrum_matches_the_dense_eigenvalues(kind, monkeypatch):
+    """Block Krylov over the blocked product (no Θ stored) gives the top SPECTRUM_TOP eigenvalues
+    of the dense matrix, member by member (N = 500)."""
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
+    monkeypatch.setattr(kernels, "SPECTRUM_FULL_N", 100)
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 2 * 500 * 8 * 60)
+    sim = build({**kind, "particles": 500, "dtype": "float64"})
+    s = sim.init([{"seed": 5}, {"seed": 6, "kernel.g1": 2.5}])
+    levels, _ = sim.kernel.spectrum(s.kernel, s.hyper)
+    dense = torch.linalg.eigvalsh(sim.kernel.matrix(s.kernel, s.hyper)).flip(-1)[:, :kernels.SPECTRUM_TOP]
+    torch.testing.assert_close(levels, dense, rtol=1e-9, atol=1e-9 * float(dense.max()))
+    assert float(levels[1, 0] / levels[0, 0]) != pytest.approx(1.0, abs=1e-3)     # members differ
+
+
+def test_top_eigenvalues_resolve_a_degenerate_cluster():
+    """A planted spectrum: one collective level, a 20-fold cluster and a bulk below (N = 400)."""
+    g = torch.Generator().manual_seed(1)
+    B, N = 2, 400
+    Q = torch.linalg.qr(torch.randn(B, N, N, generator=g, dtype=f64)).Q
+    lam = torch.cat([torch.tensor([50.0]), torch.full((20,), 3.0), torch.linspace(1.0, 0.0, N - 21)]).to(f64)
+    A = Q @ torch.diag_embed(lam.expand(B, N)) @ Q.transpose(1, 2)
+    top = kernels.top_eigenvalues(lambda V: A @ V, B, N, 32, f64, "cpu")
+    torch.testing.assert_close(top, lam[:32].expand(B, 32), rtol=1e-8, atol=1e-8)
