@@ -4,7 +4,7 @@ Nothing about a knob (bound, default, doc, choices, log scale, advanced) is rest
 only UI decisions are: which knobs the live lab shows, how they are grouped, the display
 range of a slider (the declared bounds of most knobs span many decades, so a slider shows
 two decades either side of the default, still clipped to the bounds, and a numeric input
-takes the rest), and which knobs matter for which kernel / target / discriminator kind.
+takes the rest). Which knobs matter for which kind is the knobs' own `applies`.
 """
 from __future__ import annotations
 
@@ -20,30 +20,16 @@ from dynamics.knobs import KNOBS, Knob
 HIDDEN = {"target.file"}
 SHOWN = [k for k in KNOBS.values() if k.role != "run" and k.name not in HIDDEN]
 
+# cards of the sidebar by name prefix; a knob with no card of its own (critic.*, ct.*) joins the
+# card of the knob its `applies` names (disc.kind: "Discriminator")
 GROUPS = {"particles": "Target", "real": "Target", "target": "Target", "init": "Target",
-          "kernel": "Generator kernel", "disc": "Discriminator", "critic": "Discriminator", "ct": "Discriminator",
+          "kernel": "Generator kernel", "disc": "Discriminator",
           "loss": "Loss & regulariser", "reg": "Loss & regulariser", "ps": "Loss & regulariser",
           "update": "Loss & regulariser", "lr": "Learning rates",
-          "seed": "Run", "dtype": "Run", "device": "Run"}
+          "seed": "Run", "dtype": "Run", "device": "Run", "compile": "Run"}
 
-# Which knobs a choice makes meaningful (a knob absent here always matters).
-APPLIES = {
-    "kernel.ratio": ("kernel.kind", {"two_number"}),
-    "kernel.width": ("kernel.kind", {"rbf"}),
-    "kernel.latent_dim": ("kernel.kind", {"rbf", "relu_ntk", "network", "linear"}),
-    "kernel.depth": ("kernel.kind", {"relu_ntk", "network"}),
-    "kernel.bias": ("kernel.kind", {"relu_ntk", "network"}),
-    "kernel.net_width": ("kernel.kind", {"network"}),
-    "target.modes": ("target.kind", {"ring", "grid"}),
-    "target.radius": ("target.kind", {"ring", "grid", "point", "two_modes"}),
-    "target.dim": ("target.kind", {"ring", "grid", "point", "two_modes"}),
-    "disc.activation": ("disc.kind", {"mlp"}),
-    "disc.width": ("disc.kind", {"mlp"}),
-    "disc.depth": ("disc.kind", {"mlp"}),
-    "critic.restarts": ("disc.kind", {"f1_neuron"}),
-    "ct.rho": ("disc.kind", {"ct"}),
-    "ct.beta": ("disc.kind", {"ct"}),
-}
+# Which knobs a choice makes meaningful (declared on the knobs; a knob absent here always matters).
+APPLIES = {k.name: (k.applies[0], set(k.applies[1])) for k in SHOWN if k.applies is not None}
 
 SLIDER_SPAN = 20        # linear knobs with a narrower declared range get a slider
 LOG_DECADES = 2         # a log slider spans default·10^±2 (clipped to the bounds)
@@ -59,7 +45,10 @@ def label(k: Knob) -> str:
 
 
 def group(k: Knob) -> str:
-    return GROUPS.get(k.name.split(".")[0], "Other")
+    prefix = k.name.split(".")[0]
+    if prefix not in GROUPS and k.applies is not None:
+        return group(KNOBS[k.applies[0]])
+    return GROUPS.get(prefix, "Other")
 
 
 def parameter(k: Knob) -> param.Parameter:

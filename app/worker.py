@@ -67,6 +67,7 @@ class Worker:
         self._meter_due: dict[str, float] = {}
         self._meter_dirty: set[str] = set()
         self.meter_cost: dict[str, float] = {}  # s per evaluation, last measured
+        self.meter_time: collections.Counter = collections.Counter()   # s spent per meter, all runs
         self.id = next(_ids)
         self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{self.id}", daemon=True)
 
@@ -217,6 +218,7 @@ class Worker:
                 continue
             cost = time.perf_counter() - t0
             self.meter_cost[name] = cost
+            self.meter_time[name] += cost
             self._meter_due[name] = now + max(METERS[name].every, cost / METER_SHARE)
             self._meter_dirty.discard(name)
         return {"t": float(self._state.t), **out} if out else None

@@ -5,6 +5,9 @@ so a bound or a doc string changes in one place. A config is a flat dict keyed b
 dotted names below; `resolve` fills defaults and validates, raising `ConfigError` with a
 one-line message that names the key and what is allowed.
 
+A knob that means something for some choices only says so with ``applies``, e.g. ct.rho has
+``("disc.kind", ("ct",))``: the app hides it otherwise. Without it a knob always matters.
+
 Roles:
   * ``hyper``  scalar per batch member, held as a ``(B,)`` tensor in the state: it can differ
     between members of one batch (sweeps) and can change while a run goes on (the app).
@@ -34,6 +37,7 @@ class Knob:
     log: bool = False               # log-scaled slider / sweep axis
     advanced: bool = False          # hidden in teach mode
     label: str = ""
+    applies: tuple[str, Sequence[str]] | None = None   # (knob, its values) for which this one matters
 
     def allowed(self) -> list[str] | None:
         if self.choices is None:
@@ -120,25 +124,31 @@ def _reg(module: str, attr: str) -> Callable[[], list[str]]:
 
 
 K = Knob
+GEOMETRIC = ("ring", "grid", "point", "two_modes")     # targets built from target.radius / .dim
+RELU_NETS = ("relu_ntk", "network")
+ASCENT = ("mlp", "linear")      # critics trained by gradient ascent: the others bring their own update
+VALUED = ASCENT + ("f1_neuron", "f2_features")     # critics whose value D(x) the loss turns into forces
 KNOBS: dict[str, Knob] = {k.name: k for k in [
     # particles and data
     K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000), label="particles N"),
     K("real", int, 0, "M, real samples drawn fresh every step (0: as many as particles)", (0, 10_000_000),
       advanced=True),
     K("target.kind", str, "ring", "target distribution", choices=_reg("targets", "TARGETS")),
-    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000)),
+    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000),
+      applies=("target.kind", ("ring", "grid"))),
     K("target.radius", float, 2.0, "ring radius / grid half-width / distance of point and two-mode targets",
-      (1e-6, 1e6)),
+      (1e-6, 1e6), applies=("target.kind", GEOMETRIC)),
     K("target.std", float, 0.05, "standard deviation of each Gaussian mode", (0.0, 1e6)),
     K("target.dim", int, 2, "data dimension d for geometric targets (extra axes carry mode-free noise)",
-      (1, 100_000), advanced=True),
+      (1, 100_000), advanced=True, applies=("target.kind", GEOMETRIC)),
     K("target.file", str, "", "CSV or .npy file of target points (target.kind = file), one point per row",
       advanced=True),
     K("target.samples", int, 0, "use only the first n points of a point-set target (digits, file); 0: all",
-      (0, 10_000_000), advanced=True),
-    K("target.sphere_dim", int, 8, "d of the sphere_pair target on S^(d-1)", (3, 1000), advanced=True),
+      (0, 10_000_000), advanced=True, applies=("target.kind", ("digits", "file"))),
+    K("target.sphere_dim", int, 8, "d of the sphere_pair target on S^(d-1)", (3, 1000), advanced=True,
+      applies=("target.kind", ("sphere_pair",))),
     K("target.sphere_k", int, 6, "degree k of the Legendre polynomial of the sphere_pair target", (1, 50),
-      advanced=True),
+      advanced=True, applies=("target.kind", ("sphere_pair",))),
     K("init.kind", str, "gaussian", "initial cloud: a Gaussian blob, or the sphere pair's other half μ",
       choices=("gaussian", "pair"), advanced=True),
     K("init.std", float, 0.1, "standard deviation of the initial particle cloud", (0.0, 1e6), advanced=True),
@@ -149,42 +159,46 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("kernel.g1", float, 1.0, "Θ_ii, the self coupling (overall scale of the particle step)", (1e-6, 1e6),
       role="hyper", log=True, advanced=True),
     K("kernel.ratio", float, 0.0, "r = g2/g1, the cross coupling of two_number (1: rigid cloud)", (0.0, 1.0),
-      role="hyper", label="coupling r = g2/g1"),
+      role="hyper", label="coupling r = g2/g1", applies=("kernel.kind", ("two_number",))),
     K("kernel.width", float, 0.5, "length-scale of the rbf kernel over latent codes (wider: stronger coupling)",
-      (1e-6, 1e6), role="hyper", log=True),
+      (1e-6, 1e6), role="hyper", log=True, applies=("kernel.kind", ("rbf",))),
     K("kernel.latent_dim", int, 16, "d_z, dimension of the latent codes (rbf, relu_ntk, network, linear)",
-      (1, 100_000), label="d_z (kernel.latent_dim)"),
-    K("kernel.depth", int, 1, "hidden layers L of the ReLU generator (relu_ntk, network)", (1, 20)),
+      (1, 100_000), label="d_z (kernel.latent_dim)",
+      applies=("kernel.kind", ("rbf", "relu_ntk", "network", "linear"))),
+    K("kernel.depth", int, 1, "hidden layers L of the ReLU generator (relu_ntk, network)", (1, 20),
+      applies=("kernel.kind", RELU_NETS)),
     K("kernel.bias", float, 0.0, "bias variance σ_b² of the ReLU generator (relu_ntk, network)", (0.0, 100.0),
-      advanced=True),
+      advanced=True, applies=("kernel.kind", RELU_NETS)),
     K("kernel.net_width", int, 512, "hidden width of the finite generator network (network)", (1, 100_000),
-      advanced=True),
+      advanced=True, applies=("kernel.kind", ("network",))),
     # discriminator
     K("disc.kind", str, "mlp", "discriminator family", choices=_reg("discriminators", "DISCRIMINATORS")),
     K("disc.activation", str, "relu", "activation of the discriminator MLP (its 'type')",
-      choices=_reg("activations", "ACTIVATIONS")),
-    K("disc.width", int, 128, "hidden units H per layer", (1, 100_000)),
-    K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3)),
+      choices=_reg("activations", "ACTIVATIONS"), applies=("disc.kind", ("mlp",))),
+    K("disc.width", int, 128, "hidden units H per layer", (1, 100_000), applies=("disc.kind", ("mlp",))),
+    K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3), applies=("disc.kind", ("mlp",))),
     K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000)),
     K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=("sgd", "adam"),
-      advanced=True),
+      advanced=True, applies=("disc.kind", ASCENT)),
     K("disc.weight_decay", float, 0.0, "weight decay wd: the objective gets −(wd/2)‖φ‖²", (0.0, 100.0),
-      role="hyper", advanced=True),
+      role="hyper", advanced=True, applies=("disc.kind", ASCENT)),
     K("ct.rho", float, 0.5, "ρ of conditional transport: 1 covers modes (forward), 0 seeks them (backward)",
-      (0.0, 1.0), role="hyper"),
+      (0.0, 1.0), role="hyper", applies=("disc.kind", ("ct",))),
     K("ct.beta", float, 4.0, "β, inverse temperature of the fixed conditional-transport navigator d = β‖x−y‖²",
-      (1e-6, 1e6), role="hyper", log=True, advanced=True),
+      (1e-6, 1e6), role="hyper", log=True, advanced=True, applies=("disc.kind", ("ct",))),
     K("ct.max_step", float, 0.0, "longest move of one particle per step under conditional transport (0: no "
       "clip): F_j is shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step, the whole move for two_number with "
-      "r = 0, a bound on its self term otherwise", (0.0, 1e6), role="hyper", advanced=True),
+      "r = 0, a bound on its self term otherwise", (0.0, 1e6), role="hyper", advanced=True,
+      applies=("disc.kind", ("ct",))),
     K("critic.restarts", int, 16, "neurons searched in parallel by the f1_neuron critic", (1, 4096),
-      advanced=True),
-    K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES")),
-    K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("losses", "REGULARISERS")),
+      advanced=True, applies=("disc.kind", ("f1_neuron",))),
+    K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES"), applies=("disc.kind", VALUED)),
+    K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("losses", "REGULARISERS"),
+      applies=("disc.kind", ASCENT)),
     K("reg.strength", float, 0.2, "γ: the objective gets −(γ/2)·E‖∇D‖² (wgan_gp: −γ·E(‖∇D‖−1)²)",
-      (0.0, 1e4), role="hyper", log=True, label="regulariser γ"),
+      (0.0, 1e4), role="hyper", log=True, label="regulariser γ", applies=("disc.kind", ASCENT)),
     K("lr.disc", float, 0.01, "η_D, discriminator learning rate", (0.0, 100.0), role="hyper", log=True,
-      label="η_D (lr.disc)"),
+      label="η_D (lr.disc)", applies=("disc.kind", ASCENT)),
     K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j", (0.0, 1e4),
       role="hyper", log=True, label="η_G (lr.gen)"),
     K("ps.weight", float, 0.0, "λ_PS, pseudo-supervision: each particle is also pulled towards its own fixed "
