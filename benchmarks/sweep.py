@@ -100,7 +100,8 @@ def single_runs(k: int) -> dict:
         cpu["cli"].append(ru.ru_utime + ru.ru_stime)
         before = torch.get_num_threads()
         torch.set_num_threads(1)
-        cfg = resolve(spec.config, {"disc.activation": act, "kernel.ratio": r, "lr.disc": lr, "device": "cpu"})
+        cfg = resolve(spec.config, {"disc.activation": act, "kernel.ratio": r, "lr.disc": lr, "device": "cpu",
+                                    "compile": False})       # what a loop of single runs would use
         t0, c0 = time.perf_counter(), time.process_time()
         simulate(cfg)
         wall["sim"].append(time.perf_counter() - t0)
