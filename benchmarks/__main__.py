@@ -4,6 +4,11 @@ Rows: steps/s (B = 1) and simulation-steps/s (B > 1) against B and N, for the en
 the same run, the plain autograd step (benchmarks/baseline.py) one simulation at a time.
 Columns also give the achieved FLOP/s (counted from the step's matrix products) and the
 fraction of the device's peak, measured in the same run with a large matrix product.
+Then the scale section (benchmarks/scale.py): ms per step of relu_ntk and rbf at N = 1k, 10k,
+100k (cached Θ against Θ formed block by block) and of two_number at N = 1e6, with each row's
+fraction of the peak FLOP/s and bytes/s and its peak memory. `--scale-max-n 10000` keeps it to
+a minute on a CPU; the full CPU section takes several minutes (the 100k rows form 1e10 kernel
+entries per move).
 """
 from __future__ import annotations
 
@@ -14,31 +19,11 @@ import torch
 
 from dynamics.engine import build
 
+from . import scale
 from .baseline import PlainSim
 from .engine import machine, rate
-
-H, D = 128, 2
-
-
-def step_flops(B: int, N: int, M: int) -> float:
-    """Multiply-adds ×2 of one gp0 step of the one-hidden-layer critic (matrix products only)."""
-    n = N + M
-    ascent = 2 * n * H * D + 2 * n * H + 2 * (2 * D + 2) * n * H + 2 * n * H + 2 * n * H * D
-    forces = 2 * N * H * D + 2 * N * H + 2 * N * H * D
-    return B * (ascent + forces)
-
-
-def peak_matmul(device, seconds=1.0) -> float:
-    a = torch.randn(2048, 2048, device=device)
-    r = rate(lambda: a @ a, seconds, warm=3) if device.type == "cpu" else _cuda_rate(lambda: a @ a, seconds)
-    return r * 2 * 2048**3
-
-
-def peak_copy(device, seconds=1.0) -> float:
-    a = torch.empty(64 * 2**20 // 4, device=device)
-    b = torch.empty_like(a)
-    r = rate(lambda: b.copy_(a), seconds, warm=3) if device.type == "cpu" else _cuda_rate(lambda: b.copy_(a), seconds)
-    return r * 2 * a.numel() * 4
+from .scale import H, peak_copy, peak_matmul
+from .scale import critic_flops as step_flops
 
 
 def _cuda_rate(fn, seconds):
@@ -69,6 +54,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--scale-max-n", type=int, default=1_000_000, help="scale section: skip rows with more particles"
+                    " (0: no scale section)")
     args = ap.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     print(f"machine: {machine()}")
@@ -92,6 +79,8 @@ def main(argv=None):
             p = rate(PlainSim(N=N, M=N).step, args.seconds / 2) if name == "cpu" and N <= 1024 else float("nan")
             fl = step_flops(1, N, N) * e
             print(f"{B:>6} {N:>6} {e:>20.0f} {p:>18.0f} {e / p:>7.1f} {fl / 1e9:>9.2f} {100 * fl / peak:>6.1f}%")
+        if args.scale_max_n:
+            scale.table(device, args.seconds, args.scale_max_n, peak=peak, bw=bw)
 
 
 if __name__ == "__main__":
