@@ -11,7 +11,6 @@ it headless.
 from __future__ import annotations
 
 import contextlib
-import io
 from typing import Any, Mapping
 
 import numpy as np
@@ -20,7 +19,7 @@ import param
 from dynamics import presets
 from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve
-from dynamics.targets import check_points, parse_csv, points_target
+from dynamics.targets import check_points, load_points, points_target
 
 from . import knobui
 from .frames import Frame
@@ -237,7 +236,7 @@ class Lab(Knobs):
     def upload(self, filename: str, data: bytes) -> bool:
         """A CSV (one point per row, header allowed) or .npy file as the target."""
         try:
-            arr = read_points(filename, data)
+            arr = load_points(filename or "upload.csv", data)
         except ConfigError as e:
             self._say(f"{e} (kept the running simulation)", "danger")
             return False
@@ -303,19 +302,3 @@ def _check_speed(v: Any) -> int:
     if not lo <= n <= hi:
         raise ConfigError(f"speed: {v} is out of range; allowed integers in [{lo}, {hi}]")
     return n
-
-
-def read_points(filename: str, data: bytes) -> np.ndarray:
-    """(n, d) points from an uploaded file's bytes; ConfigError with one line when malformed."""
-    name = filename or "upload"
-    try:
-        if name.lower().endswith(".npy"):
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-        else:
-            arr = parse_csv(data.decode("utf-8"))
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any parse failure is the user's file, said in one line
-        raise ConfigError(f"target.file: cannot read {name} ({type(e).__name__}); allowed a numeric CSV "
-                          "(one point per row, comma-separated, optional header) or a .npy array") from None
-    return check_points(arr, name)

@@ -9,6 +9,7 @@ particle counts as sitting on a mode.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from pathlib import Path
 from typing import Callable
@@ -159,29 +160,59 @@ def _point_set(kind: str, pts: np.ndarray, cfg, labels=None, image_shape=None) -
     return Target(kind, c, labels, int(labels.max()) + 1, std, capture, quality, typical, image_shape)
 
 
-def load_points(path: str) -> np.ndarray:
-    """(n, d) float array from a .npy or CSV file (header row allowed); clear errors."""
+CSV_ALLOWED = "allowed numbers only, one point per row, comma- or semicolon-separated, an optional header row"
+
+
+def load_points(path: str, data: bytes | None = None) -> np.ndarray:
+    """(n, d) float array from a .npy or CSV file (header row allowed).
+
+    data: the file's bytes when it was uploaded rather than read here (path is then only its
+    name). Anything wrong is a one-line ConfigError on target.file."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"target.file: {path!r} does not exist; allowed a path to a .csv or .npy file")
-    try:
-        if p.suffix.lower() == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        else:
-            arr = parse_csv(p.read_text())
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any parse failure is a user-facing one-liner
-        raise ConfigError(f"target.file: cannot read {p.name} ({type(e).__name__}); allowed a numeric .csv or .npy "
-                          "file with one point per row") from None
+    if data is None:
+        if not p.is_file():
+            raise ConfigError(f"target.file: {path!r} does not exist; allowed a path to a .csv or .npy file")
+        data = p.read_bytes()
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - numpy raises several kinds for a bad header
+            raise ConfigError(f"target.file: cannot read {p.name} ({type(e).__name__}); allowed a numeric "
+                              ".npy array (numpy.save), one point per row") from None
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"target.file: cannot read {p.name}, it is not UTF-8 text; {CSV_ALLOWED}") from None
+        arr = parse_csv(text, p.name)
     return check_points(arr, p.name)
 
 
-def parse_csv(text: str) -> np.ndarray:
-    rows = [r for r in text.strip().splitlines() if r.strip()]
-    if rows and any(ch.isalpha() for ch in rows[0].replace("e", "").replace("E", "")):
+def parse_csv(text: str, name: str = "points") -> np.ndarray:
+    """(n, d) floats from CSV text; ConfigError on target.file naming the first bad row."""
+    rows = [(i, r) for i, r in enumerate(text.splitlines(), 1) if r.strip()]
+    if rows and any(ch.isalpha() for ch in rows[0][1].replace("e", "").replace("E", "")):
         rows = rows[1:]                                        # header
-    return np.array([[float(v) for v in r.replace(";", ",").split(",") if v.strip()] for r in rows])
+    out: list[list[float]] = []
+    for i, row in rows:
+        cells = [c.strip() for c in row.replace(";", ",").split(",") if c.strip()]
+        try:
+            out.append([float(c) for c in cells])
+        except ValueError:
+            bad = next(c for c in cells if not _is_float(c))
+            raise ConfigError(f"target.file: cannot read {name}, row {i} holds {bad[:20]!r}; {CSV_ALLOWED}") from None
+        if len(out[-1]) != len(out[0]):
+            raise ConfigError(f"target.file: cannot read {name}, row {i} has {len(out[-1])} values where the first "
+                              f"row has {len(out[0])}; {CSV_ALLOWED}, the same count in every row")
+    return np.array(out, dtype=np.float64).reshape(len(out), len(out[0]) if out else 0)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
 
 
 def check_points(arr, name: str = "points") -> np.ndarray:

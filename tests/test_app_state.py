@@ -3,6 +3,7 @@ workers, and the pure frame/view/export functions. No browser, no server."""
 from __future__ import annotations
 
 import io
+import re
 import time
 import urllib.parse
 
@@ -15,7 +16,9 @@ pytest.importorskip("panel")
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS  # noqa: E402
 from app import export, frames, knobui, views  # noqa: E402
-from app.state import ATTR, Lab, read_points  # noqa: E402
+from app.state import ATTR, Lab  # noqa: E402
+from dynamics.knobs import ConfigError  # noqa: E402
+from dynamics.targets import load_points, parse_csv  # noqa: E402
 from app.worker import LIVE, Worker  # noqa: E402
 
 
@@ -266,7 +269,39 @@ def test_upload_and_drawn_points_become_the_target(lab):
     assert f.xy.shape[1] == 2                                      # shown in a 2-D projection
     assert lab.use_points(np.array([[0.0, 0.0], [2.0, 2.0]])) is True
     assert "target.kind" not in lab.query()                        # points cannot travel in a link
-    assert read_points("a.csv", b"1;2\n3;4\n").shape == (2, 2)
+    np.testing.assert_array_equal(load_points("a.csv", b"x;y\n1;2\n\n3;4e-1\n"), [[1, 2], [3, 0.4]])
+
+
+@pytest.mark.parametrize("text,says", [
+    ("x,y\n1,2\n3,oops\n", "row 3 holds 'oops'"),
+    ("1,2\n3\n", "row 2 has 1 values where the first row has 2"),
+    ("1,2\n3,4,5\n", "row 2 has 3 values where the first row has 2"),
+])
+def test_parse_csv_names_the_field_the_row_and_what_is_allowed(text, says):
+    with pytest.raises(ConfigError) as e:
+        parse_csv(text, "pts.csv")
+    msg = str(e.value)
+    assert msg.startswith("target.file: cannot read pts.csv, ") and says in msg and "\n" not in msg
+    assert "allowed numbers only, one point per row" in msg
+
+
+def test_load_points_reports_files_and_uploads_alike(tmp_path):
+    """One parser for a path and for uploaded bytes: the same one-line ConfigError."""
+    bad = b"1,2\n3,oops\n"
+    (tmp_path / "p.csv").write_bytes(bad)
+    with pytest.raises(ConfigError) as on_disk:
+        load_points(str(tmp_path / "p.csv"))
+    with pytest.raises(ConfigError) as uploaded:
+        load_points("p.csv", bad)
+    assert str(on_disk.value) == str(uploaded.value)
+    for name, data, says in [("b.csv", bytes(range(128, 256)), "not UTF-8 text"),
+                             ("b.npy", b"not a numpy file", "cannot read b.npy (ValueError); allowed a numeric .npy"),
+                             ("e.csv", b"", "shape"), ("n.csv", b"1,2\ninf,4\n", "non-finite")]:
+        with pytest.raises(ConfigError, match=f"^target.file: .*{re.escape(says)}") as e:
+            load_points(name, data)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_points(str(tmp_path / "missing.csv"))
 
 
 # ---------------------------------------------------------------- divergence and workers
