@@ -7,6 +7,9 @@ backend (no browser):
   * curve     a metric against one axis: the mean (or median) with the spread over seeds
               as a band and each seed as a dot, one curve per value of --hue; theory
               overlays: γ_c and the linearised convergence time on the damping curve;
+              runs that never converged are marked above the data (▲, diverged ones ✕)
+              and counted in the title and legend; the reductions are over the runs that
+              did converge;
   * spectrum  the kernel eigenvalues against an axis (d_z), with the two-level limit, and
               the spread of the bulk against the same axis.
 `figure(ds, kind, **options)` builds the HoloViews object; `save` writes it.
@@ -178,10 +181,12 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
         hue = rest[0] if len(rest) == 1 and ds.sizes[rest[0]] <= len(CYCLE) else None
     if hue is not None:
         _has_dim(ds[var], hue, "--hue")
-    da = _squeeze(_masked(ds[var]), keep=[x, hue, sample])
+    raw = _squeeze(ds[var], keep=[x, hue, sample])
+    da = _masked(raw)
     logx, logy = _logs(ds, x, None, log, values=da)
     cfg = _config(ds)
     label = _label(var)
+    never = _never_reached(ds, var, raw, [x, hue, sample])
     layers = []
     hues = [None] if hue is None else list(ds[hue].values)
     for i, h in enumerate(hues):
@@ -210,9 +215,68 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
         cfg_h = cfg if h is None or cfg is None else {**cfg, hue: h}
         span = np.asarray(d.values, dtype=float)
         layers += _curve_theory(hv, overlay, x, var, cfg_h, xs, span[np.isfinite(span)], color, label, i == 0)
+    title = ""
+    if never is not None:
+        marks, title = _never_marks(hv, never, da, x, hue, hues, sample, var, label, logy, cfg)
+        layers += marks
     overlay = hv.Overlay(layers).opts(logx=logx, logy=logy, fig_inches=5, legend_position="best", show_legend=True,
-                                      hooks=[_shape(0.65)])
+                                      hooks=[_shape(0.65)], title=title, padding=(0.04, 0.06))
     return overlay
+
+
+# a step-count metric whose −1 means "the event never happened within the run"; when that is
+# a failure (not converged) the curve marks it instead of dropping it
+NOT_REACHED = {"final_convergence_step": "did not converge within {steps} steps"}
+
+
+def _never_reached(ds, var, raw, keep):
+    """(bool DataArray over `raw`'s dims, diverged flags or None) for completed runs whose
+    `var` is −1, or None when `var` has no such meaning; points not computed (NaN) are neither."""
+    if var not in NOT_REACHED:
+        return None
+    never = raw < 0                                    # NaN (not computed) compares False
+    diverged = None
+    if "final_diverged" in ds and set(ds["final_diverged"].dims) == set(ds[var].dims):
+        diverged = _squeeze(ds["final_diverged"].fillna(False).astype(bool), keep=keep) & never
+    return never, diverged
+
+
+def _never_marks(hv, never, da, x, hue, hues, sample, var, label, logy, cfg):
+    """Markers above the data where runs never converged (one per x and kind, hue-coloured; ✕
+    when they diverged) and the title counting them."""
+    never, diverged = never
+    finite = da.values[np.isfinite(da.values)]
+    steps = (cfg or {}).get("steps")
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        top = hi * 1.5 if logy else hi + 0.1 * max(hi - lo, abs(hi), 1.0)
+    else:
+        top = float(steps or 1.0)
+    what = NOT_REACHED[var].format(steps=steps) if steps else "did not converge by the end of the run"
+    n_never, n_runs = int(never.sum()), int(np.isfinite(np.asarray(da.values, float)).sum() + never.sum())
+    n_div = int(diverged.sum()) if diverged is not None else 0
+    marks = []
+    for i, h in enumerate(hues):
+        nv = never if h is None else never.sel({hue: h})
+        dv = None if diverged is None else (diverged if h is None else diverged.sel({hue: h}))
+        color = CYCLE[i % len(CYCLE)]
+        stalled = nv & ~dv if dv is not None else nv
+        for flags, marker, name, n in ((stalled, "^", what, n_never - n_div), (dv, "X", "diverged", n_div)):
+            if flags is None:
+                continue
+            at = flags.any(sample) if sample is not None else flags
+            xs = np.asarray(at[x].values)[np.asarray(at.transpose(x).values)]
+            if not len(xs):
+                continue
+            first = not any(m.label.startswith(name) for m in marks)
+            marks.append(hv.Scatter((xs, np.full(len(xs), top)), _dim(hv, x), hv.Dimension(var, label=label),
+                                    label=f"{name} ({n} run{'s' * (n != 1)})" if first else "")
+                         .opts(color=color, marker=marker, s=60, edgecolor="black", linewidth=0.6,
+                               show_legend=first))
+    if not n_never:
+        return [], ""
+    title = f"{n_never} of {n_runs} runs {what}"
+    return marks, title + (f" ({n_div} diverged)" if n_div else "")
 
 
 def _curve_theory(hv, overlay, x, var, cfg, xs, ys, color, label, first):
@@ -320,9 +384,13 @@ def _shape(ratio: float):
     """Plot hook: a fixed box height/width whatever the axis scales (HoloViews' `aspect` is
     dropped on log axes)."""
     def hook(plot, element):
+        from matplotlib.ticker import NullFormatter
         ax = plot.handles["axis"]
         ax.set_aspect("auto")
         ax.set_box_aspect(ratio)
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":                       # short log ranges label minor ticks on top of each other
+                axis.set_minor_formatter(NullFormatter())
     return hook
 
 
@@ -413,10 +481,11 @@ def _squeeze(da, keep):
 
 
 def _masked(da):
-    """Floats; integer step counts of −1 (never converged / never diverged) become NaN."""
+    """Floats; step counts of −1 (never converged / never diverged) become NaN, whether stored
+    as integers or as floats (a partly computed store reads back as floats, NaN where not run)."""
     out = da.astype(float)
-    if da.dtype.kind in "iu" and str(da.name).endswith("_step"):
-        out = out.where(da >= 0)
+    if da.dtype.kind in "iuf" and str(da.name).endswith("_step"):
+        out = out.where(~(out < 0))
     return out
 
 

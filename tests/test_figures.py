@@ -47,7 +47,7 @@ def damping_nc(tmp_path_factory):
     gc = theory.gamma_c(cfg)
     g = gc * np.geomspace(1 / 8, 8, 7)
     t = np.stack([theory.damping_time(g, cfg), theory.damping_time(g, cfg) + 10], 1).astype(np.int64)
-    t[0, 1] = -1                                                                     # never converged: not drawn
+    t[0, 1] = -1                                                                     # never converged: marked
     ds = xr.Dataset({"final_convergence_step": (("reg.strength", "seed"), t)},
                     coords={"reg.strength": ("reg.strength", g, {"scale": "log"}), "seed": [1, 2]},
                     attrs={"config": json.dumps(cfg), "axes": _axes_attr("reg.strength")})
@@ -115,6 +115,53 @@ def test_curve_svg_marks_gamma_c_and_the_linearised_theory(damping_nc, tmp_path)
     mean = curves["mean"].dimension_values(1)
     assert np.isfinite(mean).all() and mean[0] == pytest.approx(theory.damping_time([gc / 8], json.loads(
         xr.open_dataset(path).attrs["config"]))[0])                  # the −1 seed is left out, not averaged in
+
+
+@pytest.fixture(scope="module")
+def stalled_nc(tmp_path_factory):
+    """5 γ × 3 seeds, read back as a partly computed store does (floats, NaN = not run): 4 runs
+    never converged (−1), one of them diverged, and at γ = 4 no seed converged at all."""
+    g = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
+    t = np.array([[300.0, 320, -1], [150, 160, 170], [90, 95, np.nan], [120, -1, 130], [-1, -1, np.nan]])
+    div = np.zeros(t.shape, bool)
+    div[3, 1] = True
+    dims = ("reg.strength", "seed")
+    ds = xr.Dataset({"final_convergence_step": (dims, t), "final_diverged": (dims, div),
+                     "final_diverged_step": (dims, np.where(div, 77, -1))},
+                    coords={"reg.strength": ("reg.strength", g, {"scale": "log"}), "seed": [1, 2, 3]},
+                    attrs={"config": json.dumps(resolve({"steps": 400})), "axes": _axes_attr("reg.strength")})
+    return _save(ds, tmp_path_factory.mktemp("stalled") / "stalled.nc")
+
+
+def test_curve_marks_runs_that_never_converged_at_the_top(stalled_nc, tmp_path):
+    out = tmp_path / "stalled.png"
+    assert figure(stalled_nc, "--kind", "curve", "--metric", "convergence_step", "--theory", "none",
+                  "--out", out) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    import holoviews as hv
+    ov = _objects(stalled_nc, "curve", metric="convergence_step", theory="none")
+    title = hv.Store.lookup_options("matplotlib", ov, "plot").kwargs["title"]
+    assert title.startswith("4 of 13 runs did not converge within 400 steps (1 diverged)")
+    marks = {s.label: s for s in ov if type(s) is hv.Scatter and s.label}
+    stalled = marks["did not converge within 400 steps (3 runs)"]
+    crossed = marks["diverged (1 run)"]
+    assert stalled.dimension_values(0).tolist() == [0.25, 4.0] and crossed.dimension_values(0).tolist() == [2.0]
+    top = set(stalled.dimension_values(1)) | set(crossed.dimension_values(1))
+    assert len(top) == 1 and top.pop() > 320                      # one row above every converged run
+    seeds = next(s for s in ov if type(s) is hv.Scatter and not s.label).dimension_values(1)
+    assert np.nanmin(seeds) == 90                                  # −1 is never drawn as a value
+    mean = next(c for c in ov if type(c) is hv.Curve).dimension_values(1)
+    np.testing.assert_allclose(mean[:4], [310, 160, 92.5, 125])   # over the runs that converged
+    assert np.isnan(mean[4])
+
+
+def test_never_diverged_is_not_marked(stalled_nc):
+    """The diverged step's −1 means 'never diverged', not a failure: dropped, nothing marked."""
+    import holoviews as hv
+    ov = _objects(stalled_nc, "curve", metric="diverged_step", spread="none")
+    assert not [s for s in ov if type(s) is hv.Scatter and s.label]
+    assert hv.Store.lookup_options("matplotlib", ov, "plot").kwargs.get("title", "") == ""
+    assert np.nanmax(next(s for s in ov if type(s) is hv.Scatter).dimension_values(1)) == 77
 
 
 def test_spectrum_pdf_draws_eigenvalues_and_the_two_levels(spectrum_nc, tmp_path):
