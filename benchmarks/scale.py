@@ -11,8 +11,9 @@ its own process, so its memory is its own (CPU: max RSS; CUDA: max allocated).
 
 Counting: FLOPs are 2·m·n·k per matrix product plus one per elementwise operation of the kernel
 (a transcendental counts one); bytes are the unavoidable traffic only: Θ read once (dense), the
-codes and forces (blocked), x and F (two_number). The critic's FLOPs (step column) count its
-matrix products only. A row whose first call takes over FIRST_IS_ENOUGH seconds is timed by
+codes and forces (blocked), x and F (two_number); a cached Θ small enough for the last-level
+cache is read faster than the DRAM copy peak (over 100 %). The critic's FLOPs (step column)
+count its matrix products only. A row whose first call takes over FIRST_IS_ENOUGH seconds is timed by
 that one call. Absolute numbers hold for the machine printed; fractions are against peaks taken
 on the same machine in the same run.
 """
