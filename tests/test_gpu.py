@@ -99,4 +99,5 @@ def test_cuda_relu_ntk_moves_100k_particles_without_an_n_by_n_matrix():
     z = s.kernel["z"].double()
     K = relu_ntk_block(z[:, :64], z, 1, 0.0, 0) / float(relu_ntk(torch.ones((), dtype=torch.float64), 1))
     expect = 0.1 / N * torch.bmm(K, F.double())
-    torch.testing.assert_close((s1.x - s.x)[:, :64].double(), expect, rtol=1e-3, atol=1e-6 * float(expect.abs().max()))
+    # float32 state: x1 − x0 and a sum over 1e5 terms carry ~1e-5 relative rounding
+    torch.testing.assert_close((s1.x - s.x)[:, :64].double(), expect, rtol=1e-3, atol=1e-4 * float(expect.abs().max()))
