@@ -115,6 +115,12 @@ def blocked_fill(pair_fn, z: Tensor, rows: int) -> Tensor:
     return out
 
 
+def spectrum_levels(kind: str, N: int) -> int:
+    """How many levels `Kernel.spectrum` reports for N particles, without computing them."""
+    special = {"two_number": 2, "network": N}
+    return special.get(kind, N if N <= SPECTRUM_FULL_N else min(N, SPECTRUM_TOP))
+
+
 def top_eigenvalues(apply_fn, B: int, N: int, k: int, dtype, device, iters: int = 10, extra: int = 16) -> Tensor:
     """(B, k) largest eigenvalues, descending, of symmetric PSD matrices A `(B, N, N)` known only
     through apply_fn(V) = A V, V `(B, N, p)`: block Krylov (block Lanczos with full

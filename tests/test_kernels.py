@@ -253,3 +253,17 @@ def test_top_eigenvalues_resolve_a_degenerate_cluster():
     A = Q @ torch.diag_embed(lam.expand(B, N)) @ Q.transpose(1, 2)
     top = kernels.top_eigenvalues(lambda V: A @ V, B, N, 32, f64, "cpu")
     torch.testing.assert_close(top, lam[:32].expand(B, 32), rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["two_number", "rbf", "relu_ntk", "linear", "network"])
+def test_spectrum_levels_counts_what_spectrum_reports(kind, monkeypatch):
+    """Sweeps size their spectrum arrays with spectrum_levels, before running anything."""
+    from dynamics import kernels
+    from dynamics.engine import build
+    monkeypatch.setattr(kernels, "SPECTRUM_FULL_N", 40)          # so N = 50 takes the top-k path
+    for N in (12, 50):
+        sim = build({"kernel.kind": kind, "particles": N, "dtype": "float64", "kernel.net_width": 64}
+                    if kind == "network" else {"kernel.kind": kind, "particles": N, "dtype": "float64"})
+        s = sim.init()
+        levels, _ = sim.kernel.spectrum(s.kernel, s.hyper)
+        assert levels.shape[1] == kernels.spectrum_levels(kind, N)

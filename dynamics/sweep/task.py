@@ -68,8 +68,6 @@ def _built(cfg_json: str):
 
 
 def spectrum_size(cfg: dict) -> int:
-    """Number of spectrum levels a group's kernel reports (one throw-away member)."""
-    from ..engine import build
-    sim = build(cfg)
-    s = sim.init([{}])
-    return int(sim.kernel.spectrum(s.kernel, s.hyper)[0].shape[1])
+    """Number of spectrum levels a group's kernel reports."""
+    from ..kernels import spectrum_levels
+    return spectrum_levels(cfg["kernel.kind"], cfg["particles"])
