@@ -121,7 +121,8 @@ def ipm_vs_kl(ds: xr.Dataset, out_dir) -> list[Path]:
 
 # ---------------------------------------------------------------- ct-balance
 def ct_balance(ds: xr.Dataset, out_dir) -> list[Path]:
-    """Top: final particles (seed 0) for ρ = 0, 0.5, 1, engine and clipped prototype, each mode
+    """Top: final particles (seed 0) for ρ = 0, 0.5, 1, engine with and without the step clip and
+    the clipped prototype, each mode
     circled at the high-quality radius. Bottom: modes covered and high-quality fraction against step."""
     hv = _hv()
     centers = np.array(json.loads(ds.attrs["centers"]))
@@ -142,7 +143,7 @@ def ct_balance(ds: xr.Dataset, out_dir) -> list[Path]:
         v = hv.Dimension(key, label=label)
         layers = []
         for i, rho in enumerate(ds.rho.values):
-            for run, dash in zip(ds.run.values, ("-", "--")):
+            for run, dash in zip(ds.run.values, ("-", ":", "--")):
                 m = ds[key].sel(run=run, rho=rho).mean("seed").values
                 layers.append(hv.Curve((ds.snapshot_step.values, m), step, v, label=f"ρ = {rho:g} ({run})")
                               .opts(color=CYCLE[i], linestyle=dash))

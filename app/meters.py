@@ -25,11 +25,11 @@ import torch
 from dynamics.companion.ct import ct_costs
 from dynamics.companion.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
+from dynamics.knobs import VALUED
 
 METER_N = 256            # particles / real points a sampled meter uses: exact W1 ≈ 15 ms at 256
 TEST_COUNTER = 2**43     # fresh real batches of the meters (the engine's counters stay < 2**42)
 NULL_COUNTER = 2**44
-VALUE_CRITICS = {"mlp", "linear", "f1_neuron", "f2_features"}    # critics with a value D(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,7 @@ def paper_a_meter(sim: Simulation, s: State) -> dict[str, float]:
 
 METERS: dict[str, Meter] = {m.name: m for m in [
     Meter("ct", lambda cfg: cfg["disc.kind"] == "ct", ct_meter, 0.1),
-    Meter("approx", lambda cfg: cfg["disc.kind"] in VALUE_CRITICS, approx_meter, 0.5),
+    Meter("approx", lambda cfg: cfg["disc.kind"] in VALUED, approx_meter, 0.5),
     Meter("paper_a", lambda cfg: cfg["disc.kind"] in ("f1_neuron", "f2_features")
           or cfg["target.kind"] == "sphere_pair", paper_a_meter, 1.0),
 ]}

@@ -54,7 +54,9 @@ METERS = {   # one paragraph per companion meter (`app.meters`), shown while it 
 ρ·*forward* + (1 − ρ)·*backward*. The *forward* cost asks every data point to find particles near
 it: it falls only when all modes are covered. The *backward* cost asks every particle to find data
 near it: it falls when particles sit sharply on some mode, even a few. ρ = 1 covers the modes but
-smears mass between them, ρ = 0 seeks a few modes; ρ = 0.5 balances the two.
+smears mass between them, ρ = 0 seeks a few modes; ρ = 0.5 balances the two, provided
+no particle jumps too far in one step: *ct.max_step* (an advanced knob) caps each particle's move;
+without it the first particles to reach a mode grab all its data and the rest lag behind.
 """,
     "approx": """\
 **Approximability (paper B).** How much of the true distance the critic sees: its IPM

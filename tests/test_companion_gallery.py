@@ -111,9 +111,12 @@ def test_ct_rho_orders_seeking_balance_covering(ct):
         assert quality[2] < quality[1] and quality[0] >= 0.95, (run, quality)
         fwd, bwd = s[run]["forward_cost"], s[run]["backward_cost"]
         assert fwd[2] < 0.2 * fwd[0] and bwd[0] < 0.2 * bwd[2]           # each ρ end minimises its cost
-    p = s["prototype"]                                                    # C.5 with the step clip
-    assert p["modes_covered_mean"][1] >= 7.5 and p["quality_mean"][1] >= 0.95
-    assert max(p["modes_covered"][0]) <= 6 and p["quality_mean"][2] <= 0.5
+    for run in ("engine", "prototype"):                                   # C.5 with the step clip
+        p = s[run]
+        assert p["modes_covered_mean"][1] >= 7.5 and p["quality_mean"][1] >= 0.95, run
+        assert max(p["modes_covered"][0]) <= 6 and p["quality_mean"][2] <= 0.5, run
+    u = s["unclipped"]                                             # ct.max_step = 0: no balance
+    assert u["modes_covered_mean"][1] < 7.5 or u["quality_mean"][1] < 0.9
 
 
 # ---------------------------------------------------------------- D: double descent

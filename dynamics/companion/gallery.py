@@ -282,21 +282,22 @@ CT_BALANCE = {
     "quick": dict(particles=128, steps=800, seeds=2, beta=4.0, step_size=0.02, max_step=0.05,
                   engine_lr_gen=2.56, rhos=[0.0, 0.5, 1.0], records=10, radius=0.1),
     "full": dict(particles=256, steps=3000, seeds=3, beta=4.0, step_size=0.02, max_step=0.05,
-                 engine_lr_gen=2.56, rhos=[0.0, 0.5, 1.0], records=30, radius=0.1),
+                 engine_lr_gen=5.12, rhos=[0.0, 0.5, 1.0], records=30, radius=0.1),
 }
 
 
-def _ct_engine(c: dict, seed: int) -> dict:
+def _ct_engine(c: dict, seed: int, max_step: float) -> dict:
     """disc.kind = ct through the engine, ρ per member: x += lr.gen/N · F, F = −N ∂L/∂x, i.e.
-    x −= lr.gen ∂L/∂x: lr.gen = step_size · N (2.56 at N = 128) is the prototype's step without
-    its clip. Unclipped, the few particles that first reach a mode own all its data and take
-    forward steps ≈ 2ρ lr.gen/K × their distance while the rest lag: ρ = 0.5 then stalls short
-    of 8 modes (and at N = 256 ρ = 1 may too, with lr.gen = 2.56 or 5.12 alike)."""
+    x −= lr.gen ∂L/∂x: lr.gen = step_size · N (2.56 at N = 128, 5.12 at N = 256) is the
+    prototype's step, and ct.max_step its clip (exact here: two_number, r = 0). Unclipped
+    (max_step = 0), the few particles that first reach a mode own all its data and take forward
+    steps ≈ 2ρ lr.gen/K × their distance while the rest lag: ρ = 0.5 then stalls short of 8
+    modes (and at N = 256 ρ = 1 may too)."""
     from ..run import simulate
     n = c["particles"]
     cfg = {"disc.kind": "ct", "target.kind": "ring", "target.modes": RING_MODES, "target.radius": 2 / 1.414,
            "target.std": RING_STD, "init.std": 0.1, "init.shift": 0.3, "particles": n,
-           "lr.gen": c["engine_lr_gen"], "ct.beta": c["beta"], "steps": c["steps"],
+           "lr.gen": c["engine_lr_gen"], "ct.beta": c["beta"], "ct.max_step": max_step, "steps": c["steps"],
            "record.every": c["steps"] // c["records"], "record.snapshots": c["records"] + 1, "device": "cpu"}
     members = [{"ct.rho": r, "seed": seed + 1 + s} for r in c["rhos"] for s in range(c["seeds"])]
     h = simulate(cfg, members)
@@ -324,7 +325,8 @@ def run_ct_balance(quick: bool, out: Path, seed: int = 0) -> dict:
     started = time.perf_counter()
     c = CT_BALANCE["quick" if quick else "full"]
     centers = ring_centers(RING_MODES)
-    runs = {"engine": _ct_engine(c, seed), "prototype": _ct_prototype(c, seed)}
+    runs = {"engine": _ct_engine(c, seed, c["max_step"]), "unclipped": _ct_engine(c, seed, 0.0),
+            "prototype": _ct_prototype(c, seed)}
     gen = _gen(seed + 7)
     rho = torch.tensor(c["rhos"], dtype=F64).repeat_interleave(c["seeds"])
     data = {}
@@ -355,7 +357,7 @@ def run_ct_balance(quick: bool, out: Path, seed: int = 0) -> dict:
                       "quality_mean": final.quality.sel(run=r).mean("seed").values,
                       "forward_cost": final.forward.sel(run=r).mean("seed").values,
                       "backward_cost": final.backward.sel(run=r).mean("seed").values} for r in runs},
-               "engine_lr.gen": c["engine_lr_gen"], "prototype_max_step": c["max_step"]}
+               "engine_lr.gen": c["engine_lr_gen"], "max_step": c["max_step"]}
     return _finish("ct-balance", ds, c, summary, out, "ct_balance", started)
 
 
@@ -432,14 +434,15 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("ct-balance", (
         "Conditional transport with a fixed navigator (beta = 4) on the 8-Gaussian ring, rho = 0 "
         "(backward: mode seeking), 0.5 (balanced), 1 (forward: mode covering): modes covered, "
-        "high-quality fraction (within 0.1 of a mode) and both CT costs over time, for two runs of "
-        "the same setup. The ENGINE (disc.kind = ct, rho per member, lr.gen = 2.56) reproduces "
-        "seeking (3-4 modes, quality 1) and covering (mostly 8 modes, quality ~0.1) but not the "
-        "balance: with no per-particle step clip rho = 0.5 stalls at 2-7 modes with quality ~0.85. "
-        "The research prototype's clipped flow (ct_particle_flow, clip 0.05) gives 8/8 modes at "
-        "quality 1.0 for rho = 0.5 (C.5 table). --quick: N = 128, 800 steps, 2 seeds: 17-22 s "
-        "measured. full: N = 256, 3000 steps, 3 seeds (the research table): 3.5 min measured "
-        "(one thread)."), run_ct_balance),
+        "high-quality fraction (within 0.1 of a mode) and both CT costs over time, for three runs of "
+        "the same setup. The ENGINE (disc.kind = ct, rho per member, lr.gen = 0.02 N, ct.max_step = "
+        "0.05) reproduces the C.5 table: seeking (3-4 modes, quality 1), balance (8/8 modes, quality "
+        "1.0) and covering (8 modes, quality ~0.3); so does the research prototype's clipped flow "
+        "(ct_particle_flow, clip 0.05). The engine WITHOUT the per-particle step clip "
+        "(ct.max_step = 0) loses the balance: rho = 0.5 stalls at 4-7 modes with quality 0.8-0.85 "
+        "(and rho = 1 at N = 256 may miss modes). --quick: N = 128, 800 steps, 2 seeds: 18-22 s "
+        "measured. full: N = 256, 3000 steps, 3 seeds (the research table): 3.1 min measured."),
+        run_ct_balance),
     Experiment("double-descent", (
         "Linear GAN (d = 20, n = 50, rank 20): closed-form W2^2 generalisation error against the latent "
         "dimension q for the pseudo-supervised learner (min-norm W = X Z^+) and the metric learner "
