@@ -1,9 +1,10 @@
 """The speed table: `python -m benchmarks [--seconds S] [--device cpu|cuda|all]`.
 
 Rows: steps/s (B = 1) and simulation-steps/s (B > 1) against B and N, for the engine and, in
-the same run, the plain autograd step (benchmarks/baseline.py) one simulation at a time.
-Columns also give the achieved FLOP/s (counted from the step's matrix products) and the
-fraction of the device's peak, measured in the same run with a large matrix product.
+the same run, the plain autograd step (benchmarks/baseline.py) one simulation at a time; the
+engine eager and fused (`compile = true`, the compiling first step not timed). Columns also
+give the achieved FLOP/s (counted from the step's matrix products) and the fraction of the
+device's peak, measured in the same run with a large matrix product.
 Then the scale section (benchmarks/scale.py): ms per step of relu_ntk and rbf at N = 1k, 10k,
 100k (cached Θ against Θ formed block by block) and of two_number at N = 1e6, with each row's
 fraction of the peak FLOP/s and bytes/s and its peak memory. `--scale-max-n 10000` keeps it to
@@ -39,12 +40,15 @@ def _cuda_rate(fn, seconds):
     return n / (time.perf_counter() - t0)
 
 
-def engine_rate(device, B, N, seconds):
-    sim = build({"particles": N, "disc.width": H, "reg.kind": "gp0", "dtype": "float32", "device": device.type})
+def engine_rate(device, B, N, seconds, fused=False):
+    """Steps/s of a batch of B (the first step, which compiles when fused, is not timed)."""
+    sim = build({"particles": N, "disc.width": H, "reg.kind": "gp0", "dtype": "float32", "device": device.type,
+                 "compile": fused})
     box = [sim.init([{"seed": s} for s in range(B)])]
 
     def step():
         box[0] = sim.step(box[0])
+    step()
     if device.type == "cpu":
         return rate(step, seconds)
     return _cuda_rate(step, seconds)
@@ -69,16 +73,19 @@ def main(argv=None):
             print(f"gpu: {torch.cuda.get_device_name(0)}")
         peak, bw = peak_matmul(device), peak_copy(device)
         print(f"\n[{name}] peak matmul {peak / 1e9:.1f} GFLOP/s, copy {bw / 1e9:.1f} GB/s (measured now)")
-        print(f"{'B':>6} {'N=M':>6} {'engine sim-steps/s':>20} {'plain sim-steps/s':>18} {'ratio':>7}"
-              f" {'GFLOP/s':>9} {'% peak':>7}")
+        print(f"{'B':>6} {'N=M':>6} {'eager sim-steps/s':>18} {'fused sim-steps/s':>18} {'plain sim-steps/s':>18}"
+              f" {'best/plain':>10} {'GFLOP/s':>9} {'% peak':>7}")
         grid = [(1, 64), (1, 256), (1, 1024), (16, 64), (64, 64), (256, 64)]
         if name == "cuda":
             grid += [(4096, 64), (16384, 64), (1, 100_000)]
         for B, N in grid:
             e = B * engine_rate(device, B, N, args.seconds)
+            f = B * engine_rate(device, B, N, args.seconds, fused=True) if N <= 1024 else float("nan")
             p = rate(PlainSim(N=N, M=N).step, args.seconds / 2) if name == "cpu" and N <= 1024 else float("nan")
-            fl = step_flops(1, N, N) * e
-            print(f"{B:>6} {N:>6} {e:>20.0f} {p:>18.0f} {e / p:>7.1f} {fl / 1e9:>9.2f} {100 * fl / peak:>6.1f}%")
+            best = max(e, f) if f == f else e
+            fl = step_flops(1, N, N) * best
+            print(f"{B:>6} {N:>6} {e:>18.0f} {f:>18.0f} {p:>18.0f} {best / p:>10.1f} {fl / 1e9:>9.2f}"
+                  f" {100 * fl / peak:>6.1f}%")
         if args.scale_max_n:
             scale.table(device, args.seconds, args.scale_max_n, peak=peak, bw=bw)
 
