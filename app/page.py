@@ -209,14 +209,16 @@ def _page(lab: Lab):
                pn.pane.Bokeh(address, margin=0)]
 
     text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
-    meter_panes = {n: pn.pane.Bokeh(f, visible=False) for n, f in views.meter_figs.items()}
+    # visibility toggles on a Column: toggling a Bokeh pane's own `visible` makes Panel 1.9 re-sync
+    # the figure's stylesheets and fail (ImportedStyleSheet in a List[str] parameter)
+    meter_panes = {n: pn.Column(pn.pane.Bokeh(f), visible=False, margin=0) for n, f in views.meter_figs.items()}
     meter_text = pn.pane.Markdown("", **{**text, "width": 400})
     meter_row = pn.Row(*meter_panes.values(), meter_text, visible=False)
 
     def show_meters(names):
         """Only the companion meters that apply to the running build (its scene says which)."""
         for n, pane in meter_panes.items():
-            pane.visible = n in names
+            pane.visible = views.meter_figs[n].visible = n in names
         meter_text.object = "\n\n".join(texts.METERS[n] for n in names)
         meter_row.visible = bool(names)
     main = [
