@@ -132,3 +132,14 @@ def test_ct_max_step_bounds_every_move_and_gives_the_balanced_regime():
     modes, quality = mode_coverage(s.x, ring_centers(8), 0.1)
     assert int(modes[0]) == 8 and float(quality[0]) >= 0.95
     assert int(modes[1]) < 8 or float(quality[1]) < 0.9
+
+
+def test_ct_preset_balances_at_half_and_seeks_modes_at_zero():
+    """The `ct` preset, as the lab opens it: ρ = 0.5 covers the ring, ρ = 0 settles on a few modes."""
+    from dynamics import metrics, presets
+    sim = build({**presets.load("ct"), "steps": 800})
+    s = sim.init([{"ct.rho": 0.5}, {"ct.rho": 0.0}])
+    for _ in range(800):
+        s = sim.step(s)
+    covered = metrics.coverage(s.x, sim.target)["modes_covered"].tolist()
+    assert covered[0] == 8 and covered[1] <= 5, covered
