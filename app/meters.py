@@ -26,6 +26,7 @@ from dynamics.companion.ct import ct_costs
 from dynamics.companion.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
+from dynamics.targets import ON_SPHERE
 
 METER_N = 256            # particles / real points a sampled meter uses: exact W1 ≈ 15 ms at 256
 TEST_COUNTER = 2**43     # fresh real batches of the meters (the engine's counters stay < 2**42)
@@ -90,7 +91,7 @@ def paper_a_meter(sim: Simulation, s: State) -> dict[str, float]:
     x = s.x[:, :METER_N].detach()
     n = x.shape[1]
     m = f1_f2_meter(x, fresh_batch(sim, s, n), _gen(sim, s), real_null=fresh_batch(sim, s, n, NULL_COUNTER),
-                    bias=sim.cfg["target.kind"] != "sphere_pair")
+                    bias=sim.cfg["target.kind"] not in ON_SPHERE)
     keys = {"f1": "f1", "f2": "f2", "max_sliced_w1": "msw1"}
     return {short + tag: _first(m[k + tag]) for k, short in keys.items() for tag in ("", "_null")}
 
@@ -99,7 +100,7 @@ METERS: dict[str, Meter] = {m.name: m for m in [
     Meter("ct", lambda cfg: cfg["disc.kind"] == "ct", ct_meter, 0.1),
     Meter("approx", lambda cfg: cfg["disc.kind"] in VALUED, approx_meter, 0.5),
     Meter("paper_a", lambda cfg: cfg["disc.kind"] in ("f1_neuron", "f2_features")
-          or cfg["target.kind"] == "sphere_pair", paper_a_meter, 1.0),
+          or cfg["target.kind"] in ON_SPHERE, paper_a_meter, 1.0),
 ]}
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .discriminators import DISCRIMINATORS, Batch, Discriminator, Params
 from .rng import stacked_normal
+from .targets import ON_SPHERE
 
 Tensor = torch.Tensor
 F1_STEP = 0.5          # projected-ascent step on the sphere (the research prototype's)
@@ -31,7 +32,7 @@ def _aug(x: Tensor) -> Tensor:
 def _lift(cfg):
     """Data on the sphere are used as they are (the papers' construction); Euclidean data get
     a bias coordinate x̃ = (x, 1)."""
-    return (lambda x: x) if cfg["target.kind"] == "sphere_pair" else _aug
+    return (lambda x: x) if cfg["target.kind"] in ON_SPHERE else _aug
 
 
 def _unit(t: Tensor) -> Tensor:
@@ -43,7 +44,7 @@ def _unit(t: Tensor) -> Tensor:
 def f1_neuron(cfg) -> Discriminator:
     R = cfg["critic.restarts"]
     lift = _lift(cfg)
-    extra = 0 if cfg["target.kind"] == "sphere_pair" else 1
+    extra = 0 if cfg["target.kind"] in ON_SPHERE else 1
 
     def init(gens, d, dtype, device) -> Params:
         theta = _unit(stacked_normal(gens, (R, d + extra), dtype, device))

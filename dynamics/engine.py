@@ -144,13 +144,17 @@ def _compiled(advance: Callable, device: torch.device) -> Callable:
 
 def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
     """(B, N, d) starting particles: init.std · N(0, I) shifted by init.shift along the first
-    axis, or (init.kind = pair) a draw from the sphere pair's negative half μ."""
+    axis, (init.kind = pair) a draw from the sphere pair's negative half μ, or (sphere) uniform
+    on S^(d−1)."""
     if cfg["init.kind"] == "pair":
         if cfg["target.kind"] != "sphere_pair":
-            raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian otherwise")
+            raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian or sphere otherwise")
         from .companion.spheres import sample_sphere_pair
         return torch.stack([sample_sphere_pair(N, d, cfg["target.sphere_k"], -1, g, dtype=torch.float64)
                             for g in gens]).to(device=device, dtype=dtype)
+    if cfg["init.kind"] == "sphere":
+        z = rng.stacked_normal(gens, (N, d), torch.float64, "cpu")
+        return (z / z.norm(dim=-1, keepdim=True)).to(device=device, dtype=dtype)
     x0 = cfg["init.std"] * rng.stacked_normal(gens, (N, d), dtype, device)
     x0[..., 0] += cfg["init.shift"]
     return x0

@@ -75,6 +75,7 @@ class Target:
 
 
 TARGETS: Registry = Registry("target.kind")
+ON_SPHERE = ("sphere_pair", "sphere_stein")      # data on S^(d−1): paper A's critics use no bias there
 
 
 def _radii(std: float, centers: torch.Tensor, R: float) -> tuple[float, float, float]:
@@ -265,6 +266,21 @@ def sphere_pair(cfg) -> Target:
     e = torch.zeros(1, d, dtype=torch.float64)
     e[0, -1] = 1.0
     return Target("sphere_pair", e, torch.zeros(1, dtype=torch.int64), 1, 0.0, 0.5, 0.25, 1.0, sampler=sampler)
+
+
+@TARGETS.register("sphere_stein")
+def sphere_stein(cfg) -> Target:
+    """The Stein target ν ∝ exp(γ P_{k,d}(x_d)) on S^(d−1) (paper A's explicit-model pair, with
+    μ = τ: `init.kind = sphere`), drawn exactly by inverse CDF of its zonal density."""
+    from .companion.spheres import sample_stein
+    d, k, gamma = cfg["target.sphere_dim"], cfg["target.sphere_k"], cfg["target.sphere_gamma"]
+
+    def sampler(key, counter, m):
+        return torch.stack([sample_stein(m, d, k, gamma, g, dtype=torch.float64)
+                            for g in member_generators(key, counter)])
+    e = torch.zeros(1, d, dtype=torch.float64)
+    e[0, -1] = 1.0
+    return Target("sphere_stein", e, torch.zeros(1, dtype=torch.int64), 1, 0.0, 0.5, 0.25, 1.0, sampler=sampler)
 
 
 def points_target(pts, cfg) -> Target:

@@ -143,3 +143,25 @@ def test_ct_preset_balances_at_half_and_seeks_modes_at_zero():
         s = sim.step(s)
     covered = metrics.coverage(s.x, sim.target)["modes_covered"].tolist()
     assert covered[0] == 8 and covered[1] <= 5, covered
+
+
+def test_stein_target_is_von_mises_fisher_at_k1_and_particles_climb_it_from_uniform():
+    """k = 1: ν ∝ exp(γ x_d) is von Mises–Fisher, E x_d = I_{d/2}(γ)/I_{d/2−1}(γ). Particles
+    started uniform on the sphere (init.kind = sphere, the paper's μ = τ) move towards e_d."""
+    from scipy.special import iv
+    from dynamics import rng
+    d, gamma = 8, 3.0
+    cfg = {"target.kind": "sphere_stein", "target.sphere_dim": d, "target.sphere_k": 1,
+           "target.sphere_gamma": gamma, "init.kind": "sphere", "particles": 256, "dtype": "float64",
+           "lr.gen": 1.0, "lr.disc": 0.05}
+    sim = build(cfg)
+    y = sim.target.sample(rng.member_keys([3]), 0, 20000)[0]
+    expected = iv(d / 2, gamma) / iv(d / 2 - 1, gamma)
+    assert torch.allclose(y.norm(dim=-1), torch.ones(20000, dtype=torch.float64))
+    assert abs(float(y[:, -1].mean()) - expected) < 4 * float(y[:, -1].std()) / 20000 ** 0.5
+    s = sim.init()
+    assert torch.allclose(s.x.norm(dim=-1), torch.ones(1, 256, dtype=torch.float64))
+    start = float(s.x[0, :, -1].mean())
+    for _ in range(300):
+        s = sim.step(s)
+    assert abs(start) < 0.1 and float(s.x[0, :, -1].mean()) > start + 0.5 * expected
