@@ -87,12 +87,12 @@ def approx_meter(sim: Simulation, s: State) -> dict[str, float]:
 
 
 def paper_a_meter(sim: Simulation, s: State) -> dict[str, float]:
-    """F1, F2, max-sliced W1 of the first METER_N particles against a fresh batch, with nulls."""
+    """F1, F2, max-sliced and sliced W1 of the first METER_N particles against a fresh batch, with nulls."""
     x = s.x[:, :METER_N].detach()
     n = x.shape[1]
     m = f1_f2_meter(x, fresh_batch(sim, s, n), _gen(sim, s), real_null=fresh_batch(sim, s, n, NULL_COUNTER),
                     bias=sim.cfg["target.kind"] not in ON_SPHERE)
-    keys = {"f1": "f1", "f2": "f2", "max_sliced_w1": "msw1"}
+    keys = {"f1": "f1", "f2": "f2", "max_sliced_w1": "msw1", "sliced_w1": "sw1"}
     return {short + tag: _first(m[k + tag]) for k, short in keys.items() for tag in ("", "_null")}
 
 

@@ -68,11 +68,12 @@ critic was trained on minus the one on the fresh batch: above 0, it fits samplin
 critics are not Lipschitz-normalised, so their ratio is a trend, not a fraction.
 """,
     "paper_a": """\
-**Feature learning vs a fixed kernel (paper A).** Three distances of the particles to the data,
+**Feature learning vs a fixed kernel (paper A).** Four distances of the particles to the data,
 each divided by its *null*: the same estimate between two independent data batches, the floor
 that sampling noise alone reaches. The F1 IPM (best single ReLU neuron, a learned feature), the F2
-IPM (the same neurons averaged with fixed random weights, a kernel MMD) and the max-sliced W1.
-A line near 1 cannot tell the particles from data: on the sphere pair, F2 sits there while F1 and
-the max-sliced W1 still see the hidden direction.
+IPM (the same neurons averaged with fixed random weights, a kernel MMD), the max-sliced W1 (the
+best direction) and the sliced W1 (the average direction). A line near 1 cannot tell the particles
+from data: on the sphere pair, F2 and the sliced W1 sit near there while F1 and the max-sliced W1
+still see the hidden direction.
 """,
 }

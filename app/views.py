@@ -33,7 +33,7 @@ METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, le
     "ct": [("ct_forward", "forward: covering", "#ff7f0e"), ("ct_backward", "backward: seeking", "#1f77b4")],
     "approx": [("ra_ratio", "critic IPM / W1", "#7b2cbf"), ("ra_gap", "train − test IPM", "#555555")],
     "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),
-                ("msw1_rel", "max-sliced W1 / null", "#1f77b4")],
+                ("msw1_rel", "max-sliced W1 / null", "#1f77b4"), ("sw1_rel", "sliced W1 / null", "#ff7f0e")],
 }
 METER_TITLES = {"ct": "Conditional transport costs (paper C)", "approx": "Approximability (paper B)",
                 "paper_a": "Distance over its null (paper A)"}
@@ -81,7 +81,7 @@ def meter_row(meters: dict[str, float]) -> dict[str, list[float]]:
     """One row of the meter series; paper A's distances divided by their nulls (NaN where a
     meter was not measured in this row)."""
     m = dict(meters)
-    for k in ("f1", "f2", "msw1"):
+    for k in ("f1", "f2", "msw1", "sw1"):
         if k in m:
             null = m.get(k + "_null", float("nan"))
             m[k + "_rel"] = m[k] / null if null > 0 else float("nan")

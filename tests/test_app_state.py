@@ -503,9 +503,10 @@ def test_paper_a_meter_sees_a_shift_above_its_null_and_below_exact_w1():
                   "lr.gen": 0.0, "particles": 128})
     s = _run(sim, 2)
     a, ra = meters.paper_a_meter(sim, s), meters.approx_meter(sim, s)
-    for k in ("f1", "f2", "msw1"):
+    for k in ("f1", "f2", "msw1", "sw1"):
         assert a[k] > 3 * a[k + "_null"] > 0
     assert a["msw1"] <= ra["ra_w1"] + 1e-9           # the same samples: max-sliced W1 ≤ W1
+    assert a["sw1"] <= a["msw1"] + 1e-9              # an average over directions ≤ the best one
     assert a["msw1"] == pytest.approx(ra["ra_w1"], rel=0.2)       # a shift is one direction
 
 
