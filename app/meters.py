@@ -12,8 +12,8 @@
 
 They run on the worker thread (`app.worker`) at their own cadence; each returns plain floats
 of member 0. Real batches come from the target's counter streams, so a meter never perturbs
-the run: `next_batch` is the batch the engine's next step draws, the test and null batches
-use counters far outside the engine's (step t, critic update k draws t·disc.steps + k).
+the run: `Simulation.real_batch` gives the batches the engine's steps draw, the test and null
+batches use counters far outside the engine's (step t, critic update k draws t·disc.steps + k).
 """
 from __future__ import annotations
 
@@ -43,16 +43,6 @@ class Meter:
     every: float
 
 
-def next_batch(sim: Simulation, s: State) -> torch.Tensor:
-    """(B, M, d) the real batch of the next step's first critic update (the engine's counter)."""
-    return sim.target.sample(s.key, s.t * sim.cfg["disc.steps"], sim.cfg["real"] or sim.cfg["particles"])
-
-
-def train_batch(sim: Simulation, s: State) -> torch.Tensor:
-    """(B, M, d) the real batch of the last critic update of the step that led to s (t ≥ 1)."""
-    return sim.target.sample(s.key, s.t * sim.cfg["disc.steps"] - 1, sim.cfg["real"] or sim.cfg["particles"])
-
-
 def fresh_batch(sim: Simulation, s: State, n: int, base: int = TEST_COUNTER) -> torch.Tensor:
     """(B, n, d) real points no step ever draws (a held-out batch for step s.t)."""
     return sim.target.sample(s.key, base + s.t, n)
@@ -70,7 +60,7 @@ def ct_meter(sim: Simulation, s: State) -> dict[str, float]:
     """Forward (covering), backward (seeking) and ρ-weighted CT loss at the current particles;
     the loss equals the loss_g the next step reports."""
     h = s.hyper
-    c = ct_costs(next_batch(sim, s), s.x, h["ct.beta"], h["ct.rho"])
+    c = ct_costs(sim.real_batch(s, 0), s.x, h["ct.beta"], h["ct.rho"])
     return {"ct_forward": _first(c["forward"]), "ct_backward": _first(c["backward"]), "ct_loss": _first(c["loss"])}
 
 
@@ -80,7 +70,7 @@ def approx_meter(sim: Simulation, s: State) -> dict[str, float]:
     if s.t < 1:
         return {}
     x = s.x[:, :METER_N]
-    m = approximability(x, train_batch(sim, s)[:, :METER_N], fresh_batch(sim, s, x.shape[1]),
+    m = approximability(x, sim.real_batch(s, -1)[:, :METER_N], fresh_batch(sim, s, x.shape[1]),
                         lambda pts: sim.disc.value(s.disc, pts), gen=_gen(sim, s), w1="exact")
     return {"ra_ratio": _first(m["ipm_over_w1"]), "ra_gap": _first(m["train_test_gap"]),
             "ra_ipm": _first(m["ipm_test"]), "ra_w1": _first(m["w1"])}

@@ -146,7 +146,7 @@ def clip_moves(F: Tensor, hyper) -> Tensor:
 
 @DISCRIMINATORS.register("ct")
 def conditional_transport(cfg) -> Discriminator:
-    from .companion.ct import ct_costs, ct_particle_grad
+    from .companion.ct import ct_costs, ct_costs_and_grad
 
     def init(gens, d, dtype, device):
         return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}
@@ -158,9 +158,8 @@ def conditional_transport(cfg) -> Discriminator:
         return p, -ct_costs(batch.real, batch.fake, hyper["ct.beta"], hyper["ct.rho"])["loss"]
 
     def force(p, x, real, hyper):
-        grad = ct_particle_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
-        F = clip_moves(-x.shape[1] * grad, hyper)
-        return ct_costs(real, x, hyper["ct.beta"], hyper["ct.rho"])["loss"], F
+        costs, grad = ct_costs_and_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
+        return costs["loss"], clip_moves(-x.shape[1] * grad, hyper)
 
     return Discriminator(init, zero, lambda p, x: (zero(p, x), torch.zeros_like(x)), ascent=None, update=update,
                          force=force)

@@ -71,6 +71,7 @@ class Simulation:
     step: Callable[[State], State]
     set_hyper: Callable[[State, dict], State]
     forces: Callable[[State], tuple[Tensor, Tensor]]
+    real_batch: Callable[[State, int], Tensor]
     device: torch.device
     dtype: torch.dtype
 
@@ -124,21 +125,22 @@ def _compiled(advance: Callable, device: torch.device) -> Callable:
     recompile). Where compiling fails (no C++ compiler, an unsupported op) the step warns once
     and goes on eagerly: same maths, slower."""
     fused = torch.compile(advance, dynamic=False)
-    box = [None]
+    compiled = []                                  # [True]: compiled once; [False]: fell back
 
     def core(x, p, opt, kstate, h, key, t: int):
-        if box[0] is None:
-            try:
-                out = fused(x, p, opt, kstate, h, key, _counter(t, device))
-                box[0] = fused
-                return out
-            except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
-                warnings.warn(f"compile: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                              "running the step eagerly", RuntimeWarning, stacklevel=3)
-                box[0] = advance
-        if box[0] is advance:
+        if compiled == [False]:
             return advance(x, p, opt, kstate, h, key, t)
-        return fused(x, p, opt, kstate, h, key, _counter(t, device))
+        try:
+            out = fused(x, p, opt, kstate, h, key, _counter(t, device))
+        except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
+            if compiled:                           # it compiled before: a real error, not the compiler
+                raise
+            warnings.warn(f"compile: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                          "running the step eagerly", RuntimeWarning, stacklevel=3)
+            compiled.append(False)
+            return advance(x, p, opt, kstate, h, key, t)
+        compiled[:] = [True]
+        return out
     return core
 
 
@@ -276,10 +278,15 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
                               "loss_d": s.loss_d, "loss_g": s.loss_g})
         return new.replace(**frozen, alive=keep, diverged_step=torch.where(newly, s.t + 1, s.diverged_step))
 
+    def real_batch(s: State, sub: int = 0) -> Tensor:
+        """(B, M, d) the real batch of critic update `sub` of the step from s (sub = −1: the last
+        update of the step that led to s): the engine's stream counter, for views and meters."""
+        return target.sample(s.key, s.t * n_disc + sub, M)
+
     def forces_now(s: State) -> tuple[Tensor, Tensor]:
         """(loss_g (B,), F (B, N, d)): the generator loss and forces the next step would apply
-        with the current critic (pseudo-supervision pull included), on this step's real batch."""
-        real = target.sample(s.key, s.t * n_disc, M)
+        with the current critic (pseudo-supervision pull included), on the real batch it uses."""
+        real = real_batch(s, 0 if simultaneous else n_disc - 1)
         return forces(s.disc, s.x, real, s.hyper, s.kernel.get("pairs"))
 
     def set_hyper(s: State, changes: dict) -> State:
@@ -291,4 +298,4 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         hyper = {**s.hyper, **{k: torch.full_like(s.hyper[k], float(v)) for k, v in changes.items()}}
         return with_pairs(s.replace(hyper=hyper, kernel=kernel.retune(s.kernel, hyper)))
 
-    return Simulation(cfg, target, disc, kernel, init, step, set_hyper, forces_now, device, dtype)
+    return Simulation(cfg, target, disc, kernel, init, step, set_hyper, forces_now, real_batch, device, dtype)

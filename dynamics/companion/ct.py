@@ -52,6 +52,24 @@ def _plans(x: torch.Tensor, y: torch.Tensor, beta):
     return cost, logits.softmax(dim=-1), logits.softmax(dim=-2)
 
 
+def _costs(cost, fwd, bwd, m: int, n: int, rho) -> dict[str, torch.Tensor]:
+    forward = (cost * fwd).sum((-1, -2)) / m
+    backward = (cost * bwd).sum((-1, -2)) / n
+    rho = rho.to(forward) if isinstance(rho, torch.Tensor) else rho
+    return dict(forward=forward, backward=backward, loss=rho * forward + (1 - rho) * backward)
+
+
+def _grad(cost, fwd, bwd, x, y, beta, rho) -> torch.Tensor:
+    m, n = x.shape[-2], y.shape[-2]
+    beta, rho = _per_pair(beta, cost), _per_pair(rho, cost)
+    f = (cost * fwd).sum(-1, keepdim=True)  # (B, M, 1)
+    g = (cost * bwd).sum(-2, keepdim=True)  # (B, 1, N)
+    dc = (rho / m) * fwd * (1 - beta * (cost - f)) \
+        + ((1 - rho) / n) * bwd * (1 - beta * (cost - g))  # (B, M, N)
+    # Σ_i dc_ij 2 (y_j − x_i)
+    return 2 * (dc.sum(-2)[..., None] * y - dc.mT @ x)
+
+
 def ct_costs(x: torch.Tensor, y: torch.Tensor, beta, rho) -> dict[str, torch.Tensor]:
     """Mini-batch CT costs. x: (B, M, d) data, y: (B, N, d) particles (or unbatched);
     beta, rho: floats or (B,) tensors (one value per sweep member).
@@ -59,11 +77,7 @@ def ct_costs(x: torch.Tensor, y: torch.Tensor, beta, rho) -> dict[str, torch.Ten
     Returns dict(forward, backward, loss), each (B,) (or scalar), differentiable in x and y.
     """
     beta, rho = _params(beta, rho)
-    cost, fwd, bwd = _plans(x, y, beta)
-    forward = (cost * fwd).sum((-1, -2)) / x.shape[-2]
-    backward = (cost * bwd).sum((-1, -2)) / y.shape[-2]
-    rho = rho.to(forward) if isinstance(rho, torch.Tensor) else rho
-    return dict(forward=forward, backward=backward, loss=rho * forward + (1 - rho) * backward)
+    return _costs(*_plans(x, y, beta), x.shape[-2], y.shape[-2], rho)
 
 
 def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta, rho) -> torch.Tensor:
@@ -74,15 +88,14 @@ def ct_particle_grad(x: torch.Tensor, y: torch.Tensor, beta, rho) -> torch.Tenso
     f_i = Σ_j C_ij π→_ij, g_j = Σ_i C_ij π←_ij; ∂C_ij/∂y_j = 2 (y_j − x_i).
     """
     beta, rho = _params(beta, rho)
-    cost, fwd, bwd = _plans(x, y, beta)
-    m, n = x.shape[-2], y.shape[-2]
-    beta, rho = _per_pair(beta, cost), _per_pair(rho, cost)
-    f = (cost * fwd).sum(-1, keepdim=True)  # (B, M, 1)
-    g = (cost * bwd).sum(-2, keepdim=True)  # (B, 1, N)
-    dc = (rho / m) * fwd * (1 - beta * (cost - f)) \
-        + ((1 - rho) / n) * bwd * (1 - beta * (cost - g))  # (B, M, N)
-    # Σ_i dc_ij 2 (y_j − x_i)
-    return 2 * (dc.sum(-2)[..., None] * y - dc.mT @ x)
+    return _grad(*_plans(x, y, beta), x, y, beta, rho)
+
+
+def ct_costs_and_grad(x: torch.Tensor, y: torch.Tensor, beta, rho) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(ct_costs, ct_particle_grad) from one pass over the (B, M, N) plans (the engine's force)."""
+    beta, rho = _params(beta, rho)
+    plans = _plans(x, y, beta)
+    return _costs(*plans, x.shape[-2], y.shape[-2], rho), _grad(*plans, x, y, beta, rho)
 
 
 def ct_particle_flow(y: torch.Tensor, data_fn: Callable[[], torch.Tensor], steps: int, *,
