@@ -2,8 +2,9 @@
 
 Rows (B = 1, ring target in d = 2, the default critic: ReLU MLP H = 128, ipm + gp0, float32):
   * relu_ntk and rbf (d_z = 16) at N = 1k, 10k, 100k: Θ cached as an N×N tensor (dense) where
-    that fits in half the free memory, and Θ formed block by block at every move (blocked);
-  * two_number at N = 1e6 with real = 1e5 and real = N.
+    that fits in half the free memory; Θ formed block by block at every move (blocked, eager);
+    Θ never stored and the step compiled, each move one fused pairwise reduction (fused);
+  * two_number at N = 1e6 with real = 1e5 and real = N, eager (-) and compiled (fused).
 Columns: ms per engine step, ms per kernel move alone, the move's achieved GFLOP/s and GB/s and
 their fractions of the device's peak matmul FLOP/s and copy bytes/s (measured in this run), the
 whole step's counted GFLOP/s, and the row's peak memory above the idle process. Each row runs in
@@ -30,9 +31,9 @@ import torch
 
 H, D, DZ = 128, 2, 16
 FIRST_IS_ENOUGH = 2.0
-ROWS = [("relu_ntk", N, mode, 0) for N in (1_000, 10_000, 100_000) for mode in ("dense", "blocked")] \
-    + [("rbf", N, mode, 0) for N in (1_000, 10_000, 100_000) for mode in ("dense", "blocked")] \
-    + [("two_number", 1_000_000, "-", 100_000), ("two_number", 1_000_000, "-", 0)]
+ROWS = [(kind, N, mode, 0) for kind in ("relu_ntk", "rbf") for N in (1_000, 10_000, 100_000)
+        for mode in ("dense", "blocked", "fused")] \
+    + [("two_number", 1_000_000, mode, real) for real in (100_000, 0) for mode in ("-", "fused")]
 
 
 # ---------------------------------------------------------------- device peaks and timing
@@ -93,6 +94,7 @@ def move_cost(kind: str, mode: str, B: int, N: int, depth: int = 1, itemsize: in
         return 5.0 * B * N * D, 3.0 * B * N * D * itemsize
     if mode == "dense":
         return 2.0 * B * N * N * D, float(B * N * N * itemsize)
+    # blocked and fused: the same pairwise arithmetic, only the codes and forces must travel
     elementwise = {"rbf": 4, "relu_ntk": 2 + 10 * depth}[kind]
     return float(B * N * N * (2 * DZ + 2 * D + elementwise)), float(B * N * (DZ + 2 * D) * itemsize)
 
@@ -112,9 +114,10 @@ def measure(kind: str, N: int, mode: str, real: int, device_name: str, seconds: 
     idle = _rss(now=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    kernels.DENSE_MAX_BYTES = 0 if mode == "blocked" else 1 << 62
+    kernels.DENSE_MAX_BYTES = 1 << 62 if mode == "dense" else 0
+    fused = mode == "fused"
     sim = build({"kernel.kind": kind, "particles": N, "real": real, "kernel.latent_dim": DZ, "disc.width": H,
-                 "reg.kind": "gp0", "dtype": "float32", "device": device_name})
+                 "reg.kind": "gp0", "dtype": "float32", "device": device_name, "compile": fused})
     t0 = time.perf_counter()
     box = [sim.init()]
     sync(device)
@@ -123,11 +126,18 @@ def measure(kind: str, N: int, mode: str, real: int, device_name: str, seconds: 
 
     def step():
         box[0] = sim.step(box[0])
+    if fused:                                    # the first step compiles: not timed
+        step()
+        sync(device)
     per_step = timed(step, device, seconds)
     s = box[0]
     _, F = sim.forces(s)
     lr = s.hyper["lr.gen"] / N
-    per_move = timed(lambda: sim.kernel.move(s.kernel, s.x, F, lr, s.hyper), device, seconds)
+    move = sim.kernel.move
+    if fused:                                    # the move alone, compiled as inside the step
+        move = torch.compile(lambda ks, x, F, lr, h: sim.kernel.move(ks, x, F, lr, h), dynamic=False)
+        move(s.kernel, s.x, F, lr, s.hyper)
+    per_move = timed(lambda: move(s.kernel, s.x, F, lr, s.hyper), device, seconds)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else _rss() - idle
     return {"init_s": init, "step_s": per_step, "move_s": per_move, "peak_bytes": peak,
             "alive": bool(s.alive.all())}

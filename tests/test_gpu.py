@@ -80,15 +80,16 @@ def test_cuda_blocked_kernel_follows_the_cpu_dense_trajectory(kind, monkeypatch)
     torch.testing.assert_close(out["cuda"][1], out["cpu"][1], rtol=1e-8, atol=1e-8)
 
 
-def test_cuda_relu_ntk_moves_100k_particles_without_an_n_by_n_matrix():
+@pytest.mark.parametrize("fused", [False, True], ids=["blocked", "fused"])
+def test_cuda_relu_ntk_moves_100k_particles_without_an_n_by_n_matrix(fused):
     """N = 100,000 (Θ would take 40 GB in float32): the peak GPU memory of init and two steps
-    stays far below it, and the move is (η_G/N)·Θ F row for row (first 64 rows checked in
-    float64 against Θ formed directly)."""
+    (eager: Θ in row blocks; compiled: one fused reduction) stays far below it, and the move is
+    (η_G/N)·Θ F row for row (first 64 rows checked in float64 against Θ formed directly)."""
     from dynamics.kernels import relu_ntk, relu_ntk_block
     N = 100_000
     torch.cuda.reset_peak_memory_stats()
     sim = build({"device": "cuda", "kernel.kind": "relu_ntk", "particles": N, "real": 4096,
-                 "update": "simultaneous"})
+                 "update": "simultaneous", "compile": fused})
     s = sim.init()
     _, F = sim.forces(s)
     s1 = sim.step(s)

@@ -1,5 +1,6 @@
 """Generator kernels: exact spectra, rigid motion, the ReLU NTK against a finite network."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -267,3 +268,106 @@ def test_spectrum_levels_counts_what_spectrum_reports(kind, monkeypatch):
         s = sim.init()
         levels, _ = sim.kernel.spectrum(s.kernel, s.hyper)
         assert levels.shape[1] == kernels.spectrum_levels(kind, N)
+
+
+# ---------------------------------------------------------------- fused (compiled) matrix-free moves
+def _compiled_move(sim):
+    return torch.compile(lambda ks, x, F, lr, h: sim.kernel.move(ks, x, F, lr, h)[0], dynamic=False)
+
+
+@pytest.mark.parametrize("kind", DENSE_KINDS, ids=lambda c: c["kernel.kind"])
+def test_fused_move_equals_the_dense_product(kind, monkeypatch):
+    """Under torch.compile a matrix-free move is one fused pairwise reduction (the blocked loop
+    is never entered), and it moves the particles as the cached Θ does, Θ_ii = g1 included."""
+    members = [{"seed": 3}, {"seed": 4, "kernel.g1": 2.0}]
+    cfg = {**kind, "particles": 150, "dtype": "float64"}
+    dense = build(cfg)
+    s = dense.init(members)
+    F = torch.randn(2, 150, 2, generator=torch.Generator().manual_seed(0), dtype=f64)
+    lr = s.hyper["lr.gen"] / 150
+    expect = s.x + lr.view(-1, 1, 1) * torch.bmm(dense.kernel.matrix(s.kernel, s.hyper), F)
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
+
+    def never(*a, **k):
+        raise AssertionError("the blocked loop ran under compile")
+    monkeypatch.setattr(kernels, "blocked_apply", never)
+    sim = build(cfg)
+    s = sim.init(members)
+    assert "theta" not in s.kernel
+    torch.testing.assert_close(_compiled_move(sim)(s.kernel, s.x, F, lr, s.hyper), expect, rtol=1e-12, atol=1e-12)
+
+
+def test_wide_products_under_compile_leave_the_graph_for_the_blocked_loop(monkeypatch):
+    """V wider than FUSED_MAX_P (d = 9 here) runs the blocked loop eagerly inside a compiled
+    step (a graph break, not 1 graph per block) and still equals the dense product."""
+    cfg = {"kernel.kind": "relu_ntk", "particles": 120, "dtype": "float64"}
+    dense = build(cfg)
+    s = dense.init()
+    F = torch.randn(1, 120, kernels.FUSED_MAX_P + 1, generator=torch.Generator().manual_seed(1), dtype=f64)
+    x = torch.zeros_like(F)
+    expect = torch.bmm(dense.kernel.matrix(s.kernel, s.hyper), F)
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
+    monkeypatch.setattr(kernels, "BLOCK_BYTES", 120 * 8 * 50)                    # 50-row blocks
+    sim = build(cfg)
+    s = sim.init()
+    torch.testing.assert_close(_compiled_move(sim)(s.kernel, x, F, torch.ones(1, dtype=f64), s.hyper), expect,
+                               rtol=1e-12, atol=1e-12)
+
+
+class _no_fallback:
+    """Fails if the compiled step fell back to eager (a RuntimeWarning from the engine)."""
+    def __enter__(self):
+        self._w = warnings.catch_warnings(record=True)
+        self.log = self._w.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+        assert not [w for w in self.log if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in self.log]
+
+
+def test_compiled_engine_follows_the_dense_trajectory(monkeypatch):
+    """A whole run with `compile` on and no Θ stored (fused moves) follows the eager run with
+    the cached Θ (relu_ntk with two layers and bias, float64, two members)."""
+    cfg = {"kernel.kind": "relu_ntk", "kernel.depth": 2, "kernel.bias": 0.1, "particles": 90, "dtype": "float64"}
+    members = [{"seed": 1}, {"seed": 2, "kernel.g1": 0.5}]
+    _, dense = _run(cfg, 20, members)
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
+    with _no_fallback():
+        _, fused = _run({**cfg, "compile": True}, 20, members)
+    assert "theta" not in fused.kernel
+    torch.testing.assert_close(fused.x, dense.x, rtol=1e-9, atol=1e-9)
+
+
+FUSED_MEMORY = """
+import resource, sys, torch
+from dynamics import kernels
+from dynamics.engine import build
+kernels.DENSE_MAX_BYTES = 0
+
+def peak_move(N):
+    sim = build({"kernel.kind": "relu_ntk", "particles": N, "dtype": "float32"})
+    s = sim.init()
+    F = torch.randn(1, N, 2, generator=torch.Generator().manual_seed(0))
+    move = torch.compile(lambda ks, x, F, lr, h: sim.kernel.move(ks, x, F, lr, h)[0], dynamic=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    x = move(s.kernel, s.x, F, s.hyper["lr.gen"] / N, s.hyper)
+    assert bool(torch.isfinite(x).all()) and float((x - s.x).abs().max()) > 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+peak_move(512)                       # the compiler's own memory is paid here
+print(peak_move(int(sys.argv[1])))
+"""
+
+
+def test_fused_move_at_large_n_stores_no_n_by_n_matrix():
+    """N = 30,000 in float32: Θ would take 3.6 GB; compiling and running the fused move raises
+    the process's peak memory by far less (a fresh process, so the peak is this move's)."""
+    import subprocess
+    import sys
+    N = 30_000
+    out = subprocess.run([sys.executable, "-c", FUSED_MEMORY, str(N)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grew = int(out.stdout.split()[-1])
+    assert grew < 0.2 * N * N * 4, f"peak memory grew by {grew / 2**20:.0f} MiB"
