@@ -30,7 +30,8 @@ SPECTRUM = """\
 *collective* one, g1 + (N − 1) g2, once (the centre of mass), and the *relative* one, g1 − g2,
 N − 1 times (the shape of the cloud). Their ratio (1 + (N − 1) r)/(1 − r) diverges as r → 1: the
 cloud then moves rigidly and cannot split across modes. Dense kernels (rbf, relu_ntk, network) show
-every eigenvalue, with their top and median levels marked.
+every eigenvalue, with their top and median levels marked, up to 1500 particles; up to 6000, the top
+32 (block Krylov).
 """
 
 IMAGES = """\

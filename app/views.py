@@ -256,7 +256,7 @@ class Views:
             self.field.data = data
             self.field_mapper.update(low=-lim, high=lim)
         if frame.spectrum is not None:
-            self.set_spectrum(*frame.spectrum)
+            self.set_spectrum(*frame.spectrum, n=sc.particles)
         if frame.images is not None:
             g = image_grid(frame.images)
             self.images.data = {"image": [g], "dw": [1.0], "dh": [g.shape[0] / g.shape[1]]}
@@ -316,8 +316,10 @@ class Views:
             f.visible = name in sc.meters
         self.spectrum.data = {"x": [], "top": [], "bottom": [], "label": []}
 
-    def set_spectrum(self, levels: np.ndarray, mult: np.ndarray) -> None:
+    def set_spectrum(self, levels: np.ndarray, mult: np.ndarray, n: int | None = None) -> None:
+        """n: the number of eigenvalues Θ has; fewer levels than that are its top ones."""
         d = spectrum_data(levels, mult)
+        partial = bool(len(levels)) and n is not None and int(np.sum(mult)) < n
         self.spectrum.data = d["stems"]
         if len(levels):
             top, floor = float(np.max(d["stems"]["top"])), float(np.min(d["stems"]["bottom"]))
@@ -327,9 +329,11 @@ class Views:
         ok = np.isfinite(d["collective"])
         self.collective.update(location=d["collective"] if ok else None, visible=bool(ok))
         rel = d["relative"]
-        self.relative.update(location=rel if np.isfinite(rel) else None, visible=bool(np.isfinite(rel)))
-        self.spectrum_fig.title.text = ("Kernel spectrum Θ" if len(levels) else
-                                        "Kernel spectrum Θ (not computed live for this N)")
+        rel_ok = bool(np.isfinite(rel)) and not partial        # a median of the top levels is no relative level
+        self.relative.update(location=rel if rel_ok else None, visible=rel_ok)
+        self.spectrum_fig.title.text = ("Kernel spectrum Θ (not computed live for this N)" if not len(levels) else
+                                        f"Kernel spectrum Θ: top {len(levels)} of {n} eigenvalues" if partial else
+                                        "Kernel spectrum Θ")
 
 
 def draw_figure() -> tuple:

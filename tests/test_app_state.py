@@ -558,3 +558,26 @@ def test_costly_meters_take_a_bounded_share_of_the_worker():
         assert lab.worker.steps_done > 100                        # stepping went on between meters
     finally:
         lab.close()
+
+
+def test_spectrum_of_a_large_dense_kernel_shows_its_top_levels(monkeypatch):
+    """Above SPECTRUM_N_MAX a cached Θ shows its top SPECTRUM_TOP eigenvalues (block Krylov),
+    equal to the full eigendecomposition's, and the view says it is the top of the spectrum;
+    without a cached Θ the view says it is not computed live."""
+    from dynamics import kernels
+    from dynamics.engine import build
+    monkeypatch.setattr(frames, "SPECTRUM_N_MAX", 100)
+    sim = build({"kernel.kind": "rbf", "kernel.width": 0.5, "particles": 300, "dtype": "float64"})
+    s = sim.init()
+    levels, mult = frames.spectrum(sim, s)
+    full = torch.linalg.eigvalsh(s.kernel["theta"][0]).flip(0)[:kernels.SPECTRUM_TOP].numpy()
+    np.testing.assert_allclose(levels, full, rtol=1e-8, atol=1e-8 * full[0])
+    assert list(mult) == [1] * kernels.SPECTRUM_TOP
+    v = views.Views()
+    v.set_spectrum(levels, mult, n=300)
+    assert v.spectrum_fig.title.text == f"Kernel spectrum Θ: top {kernels.SPECTRUM_TOP} of 300 eigenvalues"
+    assert not v.relative.visible and v.collective.visible
+    monkeypatch.setattr(frames, "SPECTRUM_TOP_N_MAX", 200)
+    levels, _ = frames.spectrum(sim, s)
+    v.set_spectrum(levels, np.zeros(0, dtype=np.int64), n=300)
+    assert len(levels) == 0 and "not computed live" in v.spectrum_fig.title.text
