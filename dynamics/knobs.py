@@ -211,8 +211,9 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("seed", int, 1, "random seed of the run", (0, 2**31 - 1)),
     K("dtype", str, "float32", "floating-point precision", choices=("float32", "float64"), advanced=True),
     K("device", str, "auto", "where to run", choices=("auto", "cpu", "cuda"), advanced=True),
-    K("compile", bool, False, "fuse each step into compiled kernels with torch.compile (faster; the first "
-      "step waits for the compiler, seconds to a minute; needs a C++ compiler on the CPU)", advanced=True),
+    K("compile", bool, False, "fuse each step into compiled kernels with torch.compile (faster, also for dense "
+      "kernels above ~11,000 particles; the first step waits for the compiler, seconds to a minute; needs a C++ "
+      "compiler on the CPU)", advanced=True),
     # run control
     K("steps", int, 4000, "particle updates in a run", (0, 100_000_000), role="run"),
     K("record.every", int, 10, "record metrics every this many steps", (1, 1_000_000), role="run",
