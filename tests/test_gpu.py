@@ -67,7 +67,8 @@ def test_cuda_blocked_kernel_follows_the_cpu_dense_trajectory(kind, monkeypatch)
     for dev in ("cpu", "cuda"):
         if dev == "cuda":
             monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)
-            monkeypatch.setattr(kernels, "BLOCK_BYTES", 2 * 300 * 8 * 37)
+            monkeypatch.setattr(kernels, "BLOCK_BYTES_GPU", 2 * 300 * 8 * 37)
+            assert kernels.block_rows(2, 300, 8, device="cuda") == 37
         sim = build({"device": dev, "kernel.kind": kind, "particles": 300, "dtype": "float64"})
         s = sim.init(members)
         for _ in range(50):

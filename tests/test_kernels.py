@@ -371,3 +371,12 @@ def test_fused_move_at_large_n_stores_no_n_by_n_matrix():
     assert out.returncode == 0, out.stderr[-2000:]
     grew = int(out.stdout.split()[-1])
     assert grew < 0.2 * N * N * 4, f"peak memory grew by {grew / 2**20:.0f} MiB"
+
+
+def test_blocks_are_larger_on_a_gpu():
+    """A CUDA device gets BLOCK_BYTES_GPU blocks (fewer launches), the CPU BLOCK_BYTES ones;
+    both hold at least one row and at most N."""
+    N = 100_000
+    assert kernels.block_rows(1, N, 4) == kernels.BLOCK_BYTES // (4 * N)
+    assert kernels.block_rows(1, N, 4, device="cuda") == kernels.BLOCK_BYTES_GPU // (4 * N)
+    assert kernels.block_rows(1, 10**9, 8) == 1 and kernels.block_rows(1, 10, 4, device="cuda") == 10
