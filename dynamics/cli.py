@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from typing import Any
 
@@ -46,14 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog=f"effgan {name}", description=doc)
     getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", lambda p: None))(parser)
     args = parser.parse_args(argv[1:])
+    previous = signal.signal(signal.SIGTERM, _terminated)    # a SIGTERM unwinds like Ctrl-C: pools shut down
     try:
         return int(getattr(mod, f"main_{name}", getattr(mod, "main", None))(args) or 0)
     except ConfigError as e:
         print(f"effgan {name}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"effgan {name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        hint = " (--resume continues it)" if name in ("sweep", "reproduce") else ""
+        print(f"effgan {name}: interrupted{hint}", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so `finally` blocks run (what is on disk stays)."""
+    signum = signal.SIGTERM
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 # ---------------------------------------------------------------- effgan run

@@ -261,6 +261,63 @@ def test_killed_sweep_resumes_with_only_missing_chunks_bit_identical(tiny, tmp_p
     assert_same(open_results(ref_out), resumed)                               # == an uninterrupted run
 
 
+def _children(pid: int) -> set[int]:
+    """PIDs whose parent is pid (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
+def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, sig):
+    """SIGTERM or SIGKILL to a sweep with 2 worker processes: the workers exit within seconds
+    (they would otherwise idle forever under PID 1), and SIGTERM exits 143 with a resume hint."""
+    spec = write_spec(tmp_path / "slow.toml", steps=4000)
+    proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "sweep", str(spec), "--out", str(tmp_path / "o"),
+                             "--workers", "2", "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    workers = set()
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = {w for w in _children(proc.pid) if "spawn" in Path(f"/proc/{w}/cmdline").read_text()}
+        time.sleep(0.1)
+    assert len(workers) == 2, "the sweep did not start its workers"
+    time.sleep(1.0)                                                           # let them pick up chunks
+    try:
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=60)
+        stuck = workers
+        deadline = time.time() + 15
+        while stuck and time.time() < deadline:
+            stuck = {w for w in stuck if _alive(w)}
+            time.sleep(0.2)
+        assert not stuck, f"workers {stuck} outlived the sweep"
+    finally:
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+    if sig == signal.SIGTERM:
+        assert rc == 128 + signal.SIGTERM and "interrupted (--resume continues it)" in proc.stderr.read()
+    else:
+        assert rc == -signal.SIGKILL
+
+
 def test_dask_cluster_gives_the_numbers_of_a_local_run(tiny, tmp_path):
     distributed = pytest.importorskip("distributed")
     spec, out = tiny

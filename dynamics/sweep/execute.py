@@ -146,10 +146,26 @@ def _serial(pending: list[Chunk], wants: Wants, threads) -> Iterator:
         yield c, run_chunk(c, wants, threads)
 
 
+ORPHAN_POLL = 1.0     # s between a worker's checks that the sweep that started it still runs
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as the sweep process is gone. A killed sweep (SIGKILL,
+    or a scheduler's SIGTERM) cannot shut its pool down, and its workers would idle forever."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="orphan-guard").start()
+
+
 def _processes(pending: list[Chunk], wants: Wants, workers: int, threads) -> Iterator:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = {ex.submit(run_chunk, c, wants, threads): c for c in pending}
         for f in as_completed(futures):
