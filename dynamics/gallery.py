@@ -31,11 +31,12 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
+from . import assets
 from .knobs import ConfigError
 from .sweep import theory
 from .sweep.spec import Spec, load_spec
 
-SWEEPS = Path(__file__).resolve().parent.parent / "assets" / "sweeps"
+SWEEPS = assets.root() / "sweeps"
 COLLAPSED = 0.5                  # a point is collapsed when it covers at most this fraction of the modes
 
 

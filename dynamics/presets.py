@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import assets
 from .knobs import ConfigError, KNOBS
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+PRESET_DIR = assets.root() / "presets"
 DEFAULT = "ring8"
 
 
