@@ -35,6 +35,7 @@ SPREAD = ("std", "minmax", "none")
 THEORY = ("auto", "none", "gamma_c", "two-level")
 OPTIONS = ("metric", "x", "y", "panel", "hue", "reduce", "spread", "theory", "select", "title", "log", "dpi")
 SAMPLE_DIMS = ("seed", "member")             # what a figure reduces over
+DPI = (10, 1200)                             # PNG resolution: beyond, matplotlib runs out of memory
 CYCLE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
@@ -70,6 +71,39 @@ def main_figure(args) -> int:
     return 0
 
 
+LOGS = ("auto", "none", "x", "y", "xy")
+DERIVED = ("diverged", "diverged_step", "spectrum")        # stored beside the metrics a spec names
+
+
+def check_spec_figures(spec) -> None:
+    """Refuse a spec's [[figure]] tables before its sweep runs (not after hours of it), naming
+    the spec field: options, choices, file format, dpi, the metric and the axes."""
+    axes = [a.key for a in spec.axes] + ["seed"]
+    names = set(spec.metrics) | set(spec.series) | set(DERIVED)
+    choices = {"kind": KINDS, "reduce": REDUCE, "spread": SPREAD, "theory": THEORY, "log": LOGS}
+    for i, f in enumerate(spec.figures):
+        at = f"figure[{i}]"
+        bad = [k for k in f if k not in ("kind", "file") + OPTIONS]
+        if bad:
+            raise ConfigError(f"{at}.{bad[0]}: unknown option; allowed kind, file, {', '.join(OPTIONS)}")
+        for key, allowed in choices.items():
+            if key in f and f[key] not in allowed:
+                raise ConfigError(f"{at}.{key}: {f[key]!r} is not allowed; allowed {', '.join(allowed)}")
+        if Path(f["file"]).suffix[1:].lower() not in FORMATS:
+            raise ConfigError(f"{at}.file: {f['file']!r} has no known format; allowed a name ending in "
+                              + ", ".join(f".{x}" for x in FORMATS))
+        if "dpi" in f and not (isinstance(f["dpi"], int) and DPI[0] <= f["dpi"] <= DPI[1]):
+            raise ConfigError(f"{at}.dpi: {f['dpi']!r} is not allowed; allowed an integer {DPI[0]} to {DPI[1]}")
+        metric = f.get("metric")
+        if metric is not None and str(metric).removeprefix("final_") not in names:
+            raise ConfigError(f"{at}.metric: {metric!r} is not in this sweep's results; allowed "
+                              + ", ".join(sorted(names - {"spectrum"} | ({"spectrum"} & set(spec.metrics)))))
+        for key in ("x", "y", "panel", "hue"):
+            if key in f and f[key] not in axes + ["step"]:
+                raise ConfigError(f"{at}.{key}: {f[key]!r} is not an axis of this sweep; allowed "
+                                  + ", ".join(axes + ["step"]))
+
+
 def render_spec_figures(results, figures, out_dir) -> list[Path]:
     """Draw the figures a sweep spec lists ([[figure]] tables) into `out_dir`."""
     ds = open_results(results)
@@ -97,7 +131,7 @@ def figure(ds: xr.Dataset, kind: str, *, metric=None, x=None, y=None, panel=None
     _choice(reduce, REDUCE, "--reduce")
     _choice(spread, SPREAD, "--spread")
     _choice(theory, THEORY, "--theory")
-    _choice(log, ("auto", "none", "x", "y", "xy"), "--log")
+    _choice(log, LOGS, "--log")
     ds = _select(ds, select or {})
     draw = {"phase": _phase, "curve": _curve, "spectrum": _spectrum}[kind]
     obj = draw(hv, ds, metric=metric, x=x, y=y, panel=panel, hue=hue, reduce=reduce, spread=spread, overlay=theory,
@@ -109,6 +143,8 @@ def save(obj, path, dpi: int = 200) -> Path:
     """Write PNG/SVG/PDF by the file's suffix; the file appears whole or not at all."""
     hv = _hv()
     path = _check_out(path)
+    if not DPI[0] <= dpi <= DPI[1]:
+        raise ConfigError(f"--dpi: {dpi} is not allowed; allowed {DPI[0]} to {DPI[1]}")
     buf = io.BytesIO()
     hv.save(obj, buf, fmt=path.suffix[1:].lower(), backend="matplotlib", dpi=int(dpi))
     tmp = path.with_name(path.name + ".part")
@@ -134,7 +170,11 @@ def _phase(hv, ds, *, metric, x, y, panel, log, **_):
     y = y or _first(numeric, [x], "--y", "phase needs two numeric axes")
     for key, name in ((x, "--x"), (y, "--y"), (panel, "--panel")):
         if key is not None:
-            _has_dim(ds[var], key, name)
+            _has_dim(ds[var], key, name, sample)
+    for a, b, name in ((x, y, "--y"), (x, panel, "--panel"), (y, panel, "--panel")):
+        if a == b:
+            raise ConfigError(f"{name}: {b} is already on another side of the figure; allowed one of "
+                              f"{', '.join(d for d in axes if d not in (x, y, panel))}")
     for key, name in ((x, "--x"), (y, "--y")):
         if not _numeric(ds[key]):
             raise ConfigError(f"{name}: {key} is not numeric; allowed one of {', '.join(numeric)}")
@@ -175,12 +215,14 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
     sample = _sample_dim(ds[var])
     axes = [d for d in ds[var].dims if d != sample]
     x = x or _first([d for d in axes if _numeric(ds[d])], [hue], "--x", "curve needs a numeric axis")
-    _has_dim(ds[var], x, "--x")
+    _has_dim(ds[var], x, "--x", sample)
     if hue is None:
         rest = [d for d in axes if d != x and ds.sizes[d] > 1]
         hue = rest[0] if len(rest) == 1 and ds.sizes[rest[0]] <= len(CYCLE) else None
     if hue is not None:
-        _has_dim(ds[var], hue, "--hue")
+        _has_dim(ds[var], hue, "--hue", sample)
+        if hue == x:
+            raise ConfigError(f"--hue: {hue} is already along x; allowed one of {', '.join(d for d in axes if d != x)}")
     raw = _squeeze(ds[var], keep=[x, hue, sample])
     da = _masked(raw)
     logx, logy = _logs(ds, x, None, log, values=da)
@@ -315,7 +357,7 @@ def _spectrum(hv, ds, *, metric, x, overlay, log, **_):
     sample = _sample_dim(ds[var])
     axes = [d for d in ds[var].dims if d not in (sample, "eig")]
     x = x or _first([d for d in axes if _numeric(ds[d])], [], "--x", "spectrum needs a numeric axis")
-    _has_dim(ds[var], x, "--x")
+    _has_dim(ds[var], x, "--x", sample)
     da = _squeeze(_masked(ds[var]), keep=[x, sample, "eig"])
     logx, _ = _logs(ds, x, None, log)
     xs = ds[x].values
@@ -451,9 +493,12 @@ def _sample_dim(da):
     return next((d for d in SAMPLE_DIMS if d in da.dims), None)
 
 
-def _has_dim(da, key, field):
-    if key not in da.dims:
-        raise ConfigError(f"{field}: {key!r} is not an axis of {da.name}; allowed {', '.join(map(str, da.dims))}")
+def _has_dim(da, key, field, sample=None):
+    """key must be an axis of da other than the one a figure reduces over (sample)."""
+    axes = [str(d) for d in da.dims if d != sample]
+    if key not in axes:
+        why = "is what a figure reduces over" if key == sample else f"is not an axis of {da.name}"
+        raise ConfigError(f"{field}: {key!r} {why}; allowed {', '.join(axes)}")
 
 
 def _first(cands, exclude, field, why):

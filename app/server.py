@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import socket
 
+from dynamics.knobs import ConfigError
+
 CHECK_UNUSED_MS = 1000
 UNUSED_LIFETIME_MS = 10000
 
@@ -57,6 +59,10 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, thre
 
 
 def main_serve(args) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port: {args.port} is not allowed; allowed 0 (any free port) to 65535")
+    if args.threads < 1:
+        raise ConfigError(f"--threads: {args.threads} is not allowed; allowed an integer >= 1")
     serve(args.port, args.address, args.show, websocket_origin=args.allow_websocket_origin, threads=args.threads)
     return 0
 

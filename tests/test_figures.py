@@ -204,6 +204,13 @@ def test_curve_needs_other_axes_selected(phase_nc, tmp_path, capsys):
     (["--kind", "phase", "--x", "seedz", "--out", "{tmp}/x.png"], "--x: 'seedz' is not an axis"),
     (["--kind", "phase", "--out", "{tmp}/no/such/dir/x.png"], "--out: folder"),
     (["--kind", "spectrum", "--out", "{tmp}/x.png"], "--metric: 'spectrum' is not a spectrum in these results"),
+    (["--kind", "phase", "--panel", "seed", "--out", "{tmp}/x.png"], "--panel: 'seed' is what a figure reduces over"),
+    (["--kind", "phase", "--x", "kernel.ratio", "--y", "kernel.ratio", "--out", "{tmp}/x.png"],
+     "--y: kernel.ratio is already on another side of the figure"),
+    (["--kind", "curve", "--x", "kernel.ratio", "--hue", "seed", "--out", "{tmp}/x.png"],
+     "--hue: 'seed' is what a figure reduces over"),
+    (["--kind", "phase", "--dpi", "-5", "--out", "{tmp}/x.png"], "--dpi: -5 is not allowed; allowed 10 to 1200"),
+    (["--kind", "phase", "--dpi", "100000", "--out", "{tmp}/x.png"], "--dpi: 100000 is not allowed"),
 ])
 def test_bad_figure_input_is_one_line_exit_2(phase_nc, tmp_path, capsys, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -215,3 +222,27 @@ def test_bad_figure_input_is_one_line_exit_2(phase_nc, tmp_path, capsys, args, m
 def test_missing_results_exit_2(tmp_path, capsys):
     assert figure(tmp_path / "nothing", "--out", tmp_path / "x.png") == 2
     assert "RESULTS: " in capsys.readouterr().err
+
+
+def test_shipped_specs_pass_the_figure_check_and_bad_tables_fail_before_the_sweep(tmp_path, capsys):
+    """Every [[figure]] of the shipped specs passes check_spec_figures; a bad table is refused
+    before a single chunk runs, naming its spec field."""
+    from app.figures import check_spec_figures
+    from dynamics.gallery import SWEEPS
+    from dynamics.sweep import load_spec
+    for path in sorted(SWEEPS.glob("*.toml")):
+        for quick in (False, True):
+            check_spec_figures(load_spec(path, quick=quick))
+    base = (SWEEPS / "critical-damping.toml").read_text()
+    cases = {'kind = "curve"': ('kind = "pie"', "figure[0].kind: 'pie' is not allowed"),
+             'metric = "convergence_step"': ('metric = "nonesuch"', "figure[0].metric: 'nonesuch' is not in this"),
+             'x = "reg.strength"': ('x = "reg.strenght"', "figure[0].x: 'reg.strenght' is not an axis"),
+             'file = "critical-damping.png"': ('file = "c.jpg"', "figure[0].file: 'c.jpg' has no known format")}
+    for old, (new, message) in cases.items():
+        spec = tmp_path / "bad.toml"
+        spec.write_text(base.replace(old, new))
+        out = tmp_path / f"out-{len(message)}"
+        assert main(["sweep", str(spec), "--quick", "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert not (out / "results.zarr").exists()                      # nothing ran

@@ -40,6 +40,9 @@ def default_out(spec: Spec) -> Path:
 def execute(spec: Spec, args, resume: bool = False) -> tuple[Report, list[Path]]:
     """Run the spec with the shared options, then draw its figures into the output folder."""
     out = Path(args.out) if args.out else default_out(spec)
+    if spec.figures and not args.no_figures:
+        from app.figures import check_spec_figures     # lazily: dynamics never loads the plotting stack
+        check_spec_figures(spec)                       # before the sweep, not after it
     report = run_sweep(spec, out, resume=resume, scheduler=args.scheduler, workers=args.workers,
                        device=args.device, threads=args.threads, progress=not args.no_progress)
     figures = []
