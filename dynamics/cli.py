@@ -53,12 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"effgan {name}: error: {e}", file=sys.stderr)
         return 2
+    except (OSError, UnicodeDecodeError) as e:         # a file the user named: say which, in one line
+        print(f"effgan {name}: error: {_describe(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         hint = " (--resume continues it)" if name in ("sweep", "reproduce") else ""
         print(f"effgan {name}: interrupted{hint}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({e.reason} at byte {e.start}); allowed UTF-8 text files"
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    return f"cannot use{where} ({e.strerror or type(e).__name__})"
 
 
 class Terminated(KeyboardInterrupt):
@@ -138,14 +148,14 @@ def small_problem_threads(cfg, batch: int) -> None:
 
 def main_run(args) -> int:
     from .engine import resolve_device
-    from .results import to_dataset, write_netcdf
+    from .results import check_writable, to_dataset, write_netcdf
     from .run import simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
     small_problem_threads(cfg, len(members or [{}]))
     device = resolve_device(cfg["device"])
-    if args.out and not args.out.endswith(".nc"):
-        raise ConfigError(f"--out: {args.out!r} does not end in .nc; allowed a netCDF file path")
+    if args.out:
+        check_writable(args.out)                       # before the run: its results must not be lost after
     h = simulate(cfg, members)
     if args.out:
         write_netcdf(to_dataset(h, str(device)), args.out)

@@ -30,11 +30,11 @@ def coverage(x: Tensor, target: Target) -> dict[str, Tensor]:
     counts = torch.zeros(x.shape[0], target.n_modes, dtype=x.dtype, device=x.device).scatter_add_(1, lab, hit)
     total = counts.sum(1, keepdim=True)
     p = counts / total.clamp_min(1)
-    H = -(p * torch.log(p.clamp_min(1e-30))).sum(1)
+    H = (p * -torch.log(p.clamp_min(1e-30))).sum(1)          # +0, not −0, when nothing is captured
     K = target.n_modes
     return {"modes_covered": (counts > 0).sum(1).to(x.dtype),
             "high_quality_fraction": (dist < target.quality).to(x.dtype).mean(1),
-            "mode_entropy": H / math.log(K) if K > 1 else torch.ones_like(H),
+            "mode_entropy": H / math.log(K) if K > 1 else (total.squeeze(1) > 0).to(x.dtype),
             "mode_kl": math.log(K) - H}
 
 

@@ -26,6 +26,11 @@ def read_json(path: Path | str, field: str) -> dict[str, Any]:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{field}: {p} does not exist; allowed a JSON file of dotted keys") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{field}: {p.name} is not UTF-8 text; allowed a JSON file of dotted keys") from None
+    except OSError as e:
+        raise ConfigError(f"{field}: cannot read {p} ({e.strerror or type(e).__name__}); allowed a JSON file of "
+                          "dotted keys") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{field}: {p.name} is not valid JSON (line {e.lineno}, column {e.colno}); "
                           "allowed a JSON object of dotted keys") from None

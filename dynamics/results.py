@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -44,16 +45,35 @@ def to_dataset(h: History, device: str = "") -> xr.Dataset:
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+def check_writable(path: str | Path) -> Path:
+    """The .nc path `--out` names, checked before a run so that its results are not lost after:
+    an existing folder we may write in, and not itself a folder."""
     p = Path(path)
-    if p.parent and not p.parent.exists():
-        raise ConfigError(f"--out: folder {p.parent} does not exist; allowed a writable .nc path")
+    if p.suffix != ".nc":
+        raise ConfigError(f"--out: {str(path)!r} does not end in .nc; allowed a netCDF file path")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--out: folder {folder} does not exist; allowed a writable .nc path")
+    probe = p.with_name(p.name + ".part")
     try:
-        tmp = p.with_name(p.name + ".part")
+        if p.is_dir():
+            raise IsADirectoryError
+        probe.open("ab").close()                       # what the write will do: create the .part beside it
+        probe.unlink()
+    except OSError:
+        raise ConfigError(f"--out: cannot write {p}; allowed a writable .nc path") from None
+    return p
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
+    p = check_writable(path)
+    tmp = p.with_name(p.name + ".part")
+    try:
         ds.to_netcdf(tmp, engine="h5netcdf")
         tmp.replace(p)                    # a killed write never leaves a truncated file behind
-    except PermissionError:
-        raise ConfigError(f"--out: cannot write {p}; allowed a writable .nc path") from None
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"--out: cannot write {p} ({type(e).__name__}); allowed a writable .nc path") from None
 
 
 def config_of(ds: xr.Dataset) -> dict:

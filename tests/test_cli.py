@@ -67,6 +67,9 @@ def test_presets_lists_the_defaults(capsys):
     (["run", "--out", "/nonexistent-dir/x.nc", "--steps", "1"], "--out: folder /nonexistent-dir does not exist"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "--config", "."], "--config: cannot read . (Is a directory)"),
+    (["run", "--out", "/proc/x.nc", "--steps", "1"], "--out: cannot write /proc/x.nc; allowed a writable .nc path"),
+    (["serve", "--port", "70000"], "--port: 70000 is not allowed; allowed 0 (any free port) to 65535"),
 ])
 def test_bad_input_exits_2_with_one_line(args, first):
     p = subprocess.run([sys.executable, "-m", "dynamics.cli", *args], capture_output=True, text=True)
@@ -85,3 +88,25 @@ def test_malformed_config_file_exits_2(tmp_path, content, first):
     p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(f)], capture_output=True,
                        text=True)
     assert p.returncode == 2 and first in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_config_file_that_is_not_text_exits_2(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_bytes(b"\xff\xfe{}")
+    p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(f)], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "--config: c.json is not UTF-8 text" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_out_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    """The run's results must not be lost to a bad --out: the path is checked before simulating."""
+    import dynamics.run
+
+    def never(*a, **k):
+        raise AssertionError("simulated before checking --out")
+    monkeypatch.setattr(dynamics.run, "simulate", never)
+    (tmp_path / "dir.nc").mkdir()
+    assert main(["run", "--out", str(tmp_path / "dir.nc")]) == 2
+    assert "--out: cannot write" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.part"))
