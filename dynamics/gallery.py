@@ -139,14 +139,22 @@ def main_reproduce(args) -> int:
         return 0
     if args.name in companion:
         from .sweep.cli import DEFAULT_ROOT
+        for flag, value in (("--resume", args.resume), ("--scheduler", args.scheduler), ("--workers", args.workers),
+                            ("--threads", args.threads), ("--device", args.device)):
+            if value:
+                raise ConfigError(f"{flag}: {args.name} runs in this process in seconds to minutes, on the CPU; "
+                                  "allowed --out, --quick, --no-figures")
         out = Path(args.out) if args.out else DEFAULT_ROOT / (args.name + ("-quick" if args.quick else ""))
+        if (out / "results.nc").exists():
+            raise ConfigError(f"--out: {out} already holds results; allowed a new folder")
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError:
             raise ConfigError(f"--out: cannot create {out}; allowed a writable folder") from None
-        summary = companion[args.name].run(args.quick, out)
-        print(json.dumps(summary, default=_jsonable))
-        print(f"wrote {out}")
+        summary = companion[args.name].run(args.quick, out, figures=not args.no_figures)
+        print(f"{args.name}: done in {summary['seconds']} s")
+        for name in ["results.nc", *summary["figures"], "summary.json"]:
+            print(f"wrote {out / name}")
         return 0
     exp = EXPERIMENTS.get(args.name)
     if exp is None:

@@ -196,3 +196,24 @@ def test_f1_f2_meter_against_nulls():
     assert (bad["f1"] <= bad["max_sliced_w1"] + 1e-6).all()  # a unit ReLU neuron is 1-Lipschitz
     halves = f1_f2_meter(dropped, torch.cat([real, null], 1), g)  # null from the two halves
     assert (halves["f1"] > 1.5 * halves["f1_null"]).all()
+
+
+# ---------------------------------------------------------------- the command line
+def test_reproduce_companion_cli_honours_no_figures_and_refuses_what_it_cannot_do(tmp_path, capsys):
+    """`effgan reproduce double-descent`: --no-figures writes data and summary only; options of
+    sweeps it does not use (--resume, --workers, --scheduler) are one-line errors, exit 2; an
+    --out that already holds results is refused, not overwritten."""
+    from dynamics.cli import main
+    out = tmp_path / "dd"
+    assert main(["reproduce", "double-descent", "--quick", "--out", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("double-descent: done in") and len(printed) == 3     # results.nc, summary.json
+    assert sorted(p.name for p in out.iterdir()) == ["results.nc", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["figures"] == []
+    for extra, field in ((["--resume"], "--resume"), (["--workers", "2"], "--workers"),
+                         (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler")):
+        assert main(["reproduce", "double-descent", "--quick", "--out", str(tmp_path / "x"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"effgan reproduce: error: {field}: double-descent runs"), err
+    assert main(["reproduce", "double-descent", "--quick", "--out", str(out)]) == 2
+    assert "already holds results; allowed a new folder" in capsys.readouterr().err

@@ -37,7 +37,7 @@ F64 = torch.float64
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """name: the `effgan reproduce` NAME; doc: what it shows, sizes and run times;
-    run(quick, out, seed=0) -> summary dict (also written to out/summary.json)."""
+    run(quick, out, seed=0, figures=True) -> summary dict (also written to out/summary.json)."""
     name: str
     doc: str
     run: Callable[..., dict]
@@ -65,17 +65,20 @@ def _jsonable(v):
     return v
 
 
-def _finish(name: str, ds: xr.Dataset, cfg: dict, summary: dict, out: Path, draw: str,
+def _finish(name: str, ds: xr.Dataset, cfg: dict, summary: dict, out: Path, draw: str | None,
             started: float) -> dict:
-    """Write results.nc, the figure(s) and summary.json; return the summary."""
+    """Write results.nc, the figure(s) (draw: the `app.figures_companion` function; None: no
+    figures) and summary.json; return the summary."""
     from ..results import versions, write_netcdf
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ds.attrs.update(experiment=name, config=json.dumps(cfg, sort_keys=True),
                     versions=json.dumps(versions()))
     write_netcdf(ds, out / "results.nc")
-    from app import figures_companion  # lazily: the plotting stack stays out of `dynamics`
-    figures = getattr(figures_companion, draw)(ds, out)
+    figures = []
+    if draw is not None:
+        from app import figures_companion  # lazily: the plotting stack stays out of `dynamics`
+        figures = getattr(figures_companion, draw)(ds, out)
     summary = {"experiment": name, **summary, "figures": [Path(f).name for f in figures],
                "seconds": round(time.perf_counter() - started, 2)}
     summary = _jsonable(summary)
@@ -147,7 +150,7 @@ def _separation_flow(c: dict, seed: int) -> dict:
     return out
 
 
-def run_separation(quick: bool, out: Path, seed: int = 0) -> dict:
+def run_separation(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
     started = time.perf_counter()
     c = SEPARATION["quick" if quick else "full"]
     static = _separation_static(c, _gen(seed))
@@ -198,7 +201,7 @@ def run_separation(quick: bool, out: Path, seed: int = 0) -> dict:
                  "progress_ratio_f1_over_f2": float(progress("f1_neuron").mean()
                                                     / max(abs(progress("f2_features").mean()), 1e-9))},
     }
-    return _finish("separation", ds, c, summary, out, "separation", started)
+    return _finish("separation", ds, c, summary, out, "separation" if figures else None, started)
 
 
 # ---------------------------------------------------------------- ipm-vs-kl (paper B)
@@ -235,7 +238,7 @@ def _neuron_mean(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return torch.relu(torch.cat([x, torch.ones_like(x[..., :1])], -1) @ theta).mean(-1)
 
 
-def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0) -> dict:
+def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
     """Each generator q drops modes of the ring; the critic (best ReLU neuron) is trained on one
     sample pair and its IPM measured on a held-out pair: the test IPM of paper B."""
     started = time.perf_counter()
@@ -274,7 +277,7 @@ def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0) -> dict:
         "test_ipm_over_w1_alternating4": float(ratio[alternating]),
         "mean_train_test_gap": float((ds.train_ipm - ds.test_ipm).mean()),
     }
-    return _finish("ipm-vs-kl", ds, c, summary, out, "ipm_vs_kl", started)
+    return _finish("ipm-vs-kl", ds, c, summary, out, "ipm_vs_kl" if figures else None, started)
 
 
 # ---------------------------------------------------------------- ct-balance (paper C)
@@ -321,7 +324,7 @@ def _ct_prototype(c: dict, seed: int) -> dict:
     return dict(x=torch.stack(snaps, 1), steps=np.arange(c["records"] + 1) * every)
 
 
-def run_ct_balance(quick: bool, out: Path, seed: int = 0) -> dict:
+def run_ct_balance(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
     started = time.perf_counter()
     c = CT_BALANCE["quick" if quick else "full"]
     centers = ring_centers(RING_MODES)
@@ -358,7 +361,7 @@ def run_ct_balance(quick: bool, out: Path, seed: int = 0) -> dict:
                       "forward_cost": final.forward.sel(run=r).mean("seed").values,
                       "backward_cost": final.backward.sel(run=r).mean("seed").values} for r in runs},
                "engine_lr.gen": c["engine_lr_gen"], "max_step": c["max_step"]}
-    return _finish("ct-balance", ds, c, summary, out, "ct_balance", started)
+    return _finish("ct-balance", ds, c, summary, out, "ct_balance" if figures else None, started)
 
 
 # ---------------------------------------------------------------- double-descent (paper D)
@@ -371,7 +374,7 @@ DOUBLE_DESCENT = {
 }
 
 
-def run_double_descent(quick: bool, out: Path, seed: int = 0) -> dict:
+def run_double_descent(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
     """Closed-form W2² errors of the linear GAN per q (median over trials) and κ(ZᵀZ) of
     independent codes of the same shape (the pseudo-supervised learner's own Z is drawn inside
     `pseudo_supervised_error`; κ depends on Z only through its law)."""
@@ -405,7 +408,7 @@ def run_double_descent(quick: bool, out: Path, seed: int = 0) -> dict:
                "peak_over_q_2n": at.get(n, math.nan) / at.get(2 * n, math.nan),
                "metric_cv": float(metric_tail.std() / metric_tail.mean()), "metric_mean": float(metric_tail.mean()),
                "kappa_peak_q": int(qs[int(np.argmax(med.kappa.values))])}
-    return _finish("double-descent", ds, c, summary, out, "double_descent", started)
+    return _finish("double-descent", ds, c, summary, out, "double_descent" if figures else None, started)
 
 
 # ---------------------------------------------------------------- registry
