@@ -120,6 +120,8 @@ BAD = {
     "malformed": ('[axes\n"kernel.ratio" = [0.1]\n', "SPEC: not valid TOML"),
     "set-and-axis": ('[set]\n"kernel.ratio" = 0.2\n[axes]\n"kernel.ratio" = [0.1]\n', "axes.kernel.ratio: also fixed in [set]"),
     "no-quick": ('[axes]\n"kernel.ratio" = [0.1]\n', "--quick: the spec has no [quick] table"),
+    "bad-base": ('base = "ringg8"\n[axes]\n"kernel.ratio" = [0.1]\n', "base: unknown preset 'ringg8'; allowed"),
+    "escaping-name": ('name = "../../evil"\n[axes]\n"kernel.ratio" = [0.1]\n', "name: '../../evil' is not allowed"),
 }
 
 

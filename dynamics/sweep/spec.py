@@ -36,6 +36,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,10 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
         raw = {**raw, **over}
     root = root or Path.cwd()
 
-    layers = [presets.load(_str(raw.get("base", presets.DEFAULT), "base"))]
+    base = _str(raw.get("base", presets.DEFAULT), "base")
+    if base not in presets.names():
+        raise ConfigError(f"base: unknown preset {base!r}; allowed {', '.join(presets.names())}")
+    layers = [presets.load(base)]
     if "config" in raw:
         cfg_path = root / _str(raw["config"], "config")
         layers.append({k: v for k, v in presets.read_json(cfg_path, "config").items() if not k.startswith("_")})
@@ -152,7 +156,11 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
         raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer >= 1 (members per batch)")
     figures = tuple(_figure(f, i) for i, f in enumerate(_list(raw.get("figure", []), "figure")))
-    return Spec(name=_str(raw.get("name", name), "name"), doc=_str(raw.get("doc", ""), "doc"), config=config,
+    name = _str(raw.get("name", name), "name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):       # it names a folder under runs/
+        raise ConfigError(f"name: {name!r} is not allowed; allowed letters, digits, '.', '_' and '-', "
+                          "starting with a letter or digit")
+    return Spec(name=name, doc=_str(raw.get("doc", ""), "doc"), config=config,
                 axes=axes, seeds=seeds, metrics=metrics, series=series, chunk=chunk, figures=figures,
                 source=text, quick=quick)
 
