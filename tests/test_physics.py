@@ -35,6 +35,12 @@ def test_sigmoid_critic_collapses_at_smaller_coupling_than_relu():
     assert covered["sigmoid"] <= 5
 
 
+def test_sigmoid_preset_shows_the_collapse_its_text_promises():
+    """The shipped sigmoid preset (seed 2) settles on at most 3 of the 8 modes; ring8 covers 8."""
+    h = simulate({**presets.load("sigmoid"), "record.every": 50, "record.snapshots": 0})
+    assert h.final["modes_covered"][0] <= 3 and "2 or 3 of the 8 modes" in presets.describe("sigmoid")
+
+
 def test_neural_critic_damping_is_fastest_at_intermediate_penalty():
     """Check 6: single target, ReLU critic, N = 16: the best t_conv among γ ∈ {0.06, 0.2, 0.6}
     (prototype 0.03, 0.1, 0.3) is ≥ 1.5× faster than both γ = 0 (never settles) and γ = 6."""
