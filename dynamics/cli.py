@@ -33,8 +33,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            print(f"effgan {version('effgan')}")
+        except PackageNotFoundError:                  # run from a checkout that was never installed
+            print("effgan (not installed: running from a checkout)")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: effgan COMMAND [options]   (effgan COMMAND --help for its options)\n\ncommands:")
+        print("usage: effgan COMMAND [options]   (effgan COMMAND --help for its options; effgan --version)\n\n"
+              "commands:")
         for name, (_, doc) in COMMANDS.items():
             print(f"  {name:<10} {doc}")
         return 0

@@ -115,7 +115,8 @@ EXPERIMENTS = {e.name: e for e in [
 # ---------------------------------------------------------------- command line
 def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     from .sweep.cli import add_run_options
-    p.add_argument("name", metavar="NAME", nargs="?", default=None, help=", ".join(EXPERIMENTS))
+    p.add_argument("name", metavar="NAME", nargs="?", default=None,
+                   help=", ".join([*EXPERIMENTS, *companion_experiments()]))
     p.add_argument("--list", action="store_true", help="list the experiments")
     add_run_options(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

@@ -110,3 +110,14 @@ def test_unwritable_out_is_refused_before_the_run(tmp_path, monkeypatch, capsys)
     assert main(["run", "--out", str(tmp_path / "dir.nc")]) == 2
     assert "--out: cannot write" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_version_and_the_experiment_names_in_help(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("effgan ")
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("collapse-phase", "critical-damping", "kernel-universality", "separation", "ipm-vs-kl",
+                 "ct-balance", "double-descent"):
+        assert name in text
