@@ -75,25 +75,28 @@ LOGS = ("auto", "none", "x", "y", "xy")
 DERIVED = ("diverged", "diverged_step", "spectrum")        # stored beside the metrics a spec names
 
 
+def _check_table(f: dict, at: str) -> None:
+    """One [[figure]] table's own fields: option names, choices, file format, dpi."""
+    bad = [k for k in f if k not in ("kind", "file") + OPTIONS]
+    if bad:
+        raise ConfigError(f"{at}.{bad[0]}: unknown option; allowed kind, file, {', '.join(OPTIONS)}")
+    choices = {"kind": KINDS, "reduce": REDUCE, "spread": SPREAD, "theory": THEORY, "log": LOGS}
+    for key, allowed in choices.items():
+        if key in f and f[key] not in allowed:
+            raise ConfigError(f"{at}.{key}: {f[key]!r} is not allowed; allowed {', '.join(allowed)}")
+    _check_format(Path(f["file"]), f"{at}.file")
+    if "dpi" in f and not (isinstance(f["dpi"], int) and DPI[0] <= f["dpi"] <= DPI[1]):
+        raise ConfigError(f"{at}.dpi: {f['dpi']!r} is not allowed; allowed an integer {DPI[0]} to {DPI[1]}")
+
+
 def check_spec_figures(spec) -> None:
     """Refuse a spec's [[figure]] tables before its sweep runs (not after hours of it), naming
-    the spec field: options, choices, file format, dpi, the metric and the axes."""
+    the spec field: the table's own fields, then its metric and axes against the spec."""
     axes = [a.key for a in spec.axes] + ["seed"]
     names = set(spec.metrics) | set(spec.series) | set(DERIVED)
-    choices = {"kind": KINDS, "reduce": REDUCE, "spread": SPREAD, "theory": THEORY, "log": LOGS}
     for i, f in enumerate(spec.figures):
         at = f"figure[{i}]"
-        bad = [k for k in f if k not in ("kind", "file") + OPTIONS]
-        if bad:
-            raise ConfigError(f"{at}.{bad[0]}: unknown option; allowed kind, file, {', '.join(OPTIONS)}")
-        for key, allowed in choices.items():
-            if key in f and f[key] not in allowed:
-                raise ConfigError(f"{at}.{key}: {f[key]!r} is not allowed; allowed {', '.join(allowed)}")
-        if Path(f["file"]).suffix[1:].lower() not in FORMATS:
-            raise ConfigError(f"{at}.file: {f['file']!r} has no known format; allowed a name ending in "
-                              + ", ".join(f".{x}" for x in FORMATS))
-        if "dpi" in f and not (isinstance(f["dpi"], int) and DPI[0] <= f["dpi"] <= DPI[1]):
-            raise ConfigError(f"{at}.dpi: {f['dpi']!r} is not allowed; allowed an integer {DPI[0]} to {DPI[1]}")
+        _check_table(f, at)
         metric = f.get("metric")
         if metric is not None and str(metric).removeprefix("final_") not in names:
             raise ConfigError(f"{at}.metric: {metric!r} is not in this sweep's results; allowed "
@@ -109,11 +112,9 @@ def render_spec_figures(results, figures, out_dir) -> list[Path]:
     ds = open_results(results)
     paths = []
     for i, f in enumerate(figures):
+        _check_table(f, f"figure[{i}]")
         f = dict(f)
         kind, file = f.pop("kind", "phase"), f.pop("file")
-        bad = [k for k in f if k not in OPTIONS]
-        if bad:
-            raise ConfigError(f"figure[{i}].{bad[0]}: unknown option; allowed kind, file, {', '.join(OPTIONS)}")
         dpi = f.pop("dpi", 200)
         path = Path(out_dir) / file
         _check_out(path)
@@ -436,11 +437,15 @@ def _shape(ratio: float):
     return hook
 
 
+def _check_format(p: Path, field: str) -> None:
+    if p.suffix[1:].lower() not in FORMATS:
+        raise ConfigError(f"{field}: {p.name!r} has no known format; allowed a file ending in "
+                          + ", ".join(f".{f}" for f in FORMATS))
+
+
 def _check_out(path) -> Path:
     p = Path(path)
-    if p.suffix[1:].lower() not in FORMATS:
-        raise ConfigError(f"--out: {p.name!r} has no known format; allowed a file ending in "
-                          + ", ".join(f".{f}" for f in FORMATS))
+    _check_format(p, "--out")
     if not p.parent.is_dir():
         raise ConfigError(f"--out: folder {p.parent} does not exist; allowed a path in an existing folder")
     return p

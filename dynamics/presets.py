@@ -42,11 +42,11 @@ def read_json(path: Path | str, field: str) -> dict[str, Any]:
     return data
 
 
-def load(name: str) -> dict[str, Any]:
-    """The preset's knobs (without `_doc`)."""
+def load(name: str, field: str = "--preset") -> dict[str, Any]:
+    """The preset's knobs (without `_doc`); field: what to name in an error (a spec's `base`)."""
     if name not in names():
-        raise ConfigError(f"--preset: unknown preset {name!r}; allowed {', '.join(names())}")
-    return {k: v for k, v in read_json(PRESET_DIR / f"{name}.json", "--preset").items() if not k.startswith("_")}
+        raise ConfigError(f"{field}: unknown preset {name!r}; allowed {', '.join(names())}")
+    return {k: v for k, v in read_json(PRESET_DIR / f"{name}.json", field).items() if not k.startswith("_")}
 
 
 def describe(name: str) -> str:

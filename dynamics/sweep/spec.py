@@ -123,10 +123,7 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
         raw = {**raw, **over}
     root = root or Path.cwd()
 
-    base = _str(raw.get("base", presets.DEFAULT), "base")
-    if base not in presets.names():
-        raise ConfigError(f"base: unknown preset {base!r}; allowed {', '.join(presets.names())}")
-    layers = [presets.load(base)]
+    layers = [presets.load(_str(raw.get("base", presets.DEFAULT), "base"), "base")]
     if "config" in raw:
         cfg_path = root / _str(raw["config"], "config")
         layers.append({k: v for k, v in presets.read_json(cfg_path, "config").items() if not k.startswith("_")})
