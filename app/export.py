@@ -5,6 +5,7 @@ drawn directly: tens of frames in well under a second, so the event loop is not 
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -22,7 +23,11 @@ GIF_SIZE = 360
 
 
 def netcdf_bytes(record: Recorder, device: str) -> bytes:
+    """The run in the engine's layout; attrs `config` is the config running now, `start_config`
+    the one the run started from, `knob_history` its live changes as [step, key, value] rows."""
     ds = to_dataset(record.history(), device)
+    start, changes = record.knob_history()
+    ds.attrs.update(start_config=json.dumps(start, sort_keys=True), knob_history=json.dumps(changes))
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "run.nc"
         write_netcdf(ds, path)
@@ -77,7 +82,6 @@ def figure_png(record: Recorder, scene: Scene) -> bytes:
     x0, x1, y0, y1 = scene.extent
     ax.set(xlim=(x0, x1), ylim=(y0, y1), aspect="equal", title=f"step {int(h.steps[-1])}")
     series = dict(h.series)
-    series["modes_fraction"] = series["modes_covered"] / max(scene.n_modes, 1)
     for ax, (name, lines) in zip(axes[1:], SERIES.items()):
         for key, legend, colour in lines:
             if key in series:

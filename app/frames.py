@@ -26,6 +26,9 @@ IMAGES = 16              # digits: particles shown as images
 REF_POINTS = 600        # target sample drawn under the particles (redrawn every frame: keep it light)
 SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
 SPECTRUM_N_MAX_BY_KIND = {"network": 256}   # its Θ takes one backward pass per particle
+CLUSTER_MAX = 50         # a point set with more points than this is a sample, not clusters: each point
+                         # is a "mode", so mode counts mean nothing there; distances are shown instead
+DISTANCE_N = 256         # particles / data points the live distances use (three 256² distance matrices)
 SPECTRUM_TOP_N_MAX = 6000                   # beyond SPECTRUM_N_MAX, a cached Θ's top levels by block
                                             # Krylov (12 products with a (N, 48) block: 0.5 s at 6000 on 2 cores)
 
@@ -47,6 +50,7 @@ class Scene:
     kernel_kind: str
     title: str
     meters: tuple[str, ...] = ()  # companion meters that apply (`app.meters`)
+    distances: bool = False       # a point set, not clusters: show distances, not mode counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +96,17 @@ def make_scene(sim: Simulation, build: int) -> Scene:
     if tg.dim == 1:
         mid[1] = 0.0
     extent = (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
-    title = f"{cfg['target.kind']} target · d = {tg.dim} · {tg.n_modes} modes · N = {cfg['particles']}"
+    distances = shows_distances(sim)
+    count = f"{tg.n_modes} points" if distances else f"{tg.n_modes} modes"
+    title = f"{cfg['target.kind']} target · d = {tg.dim} · {count} · N = {cfg['particles']}"
     return Scene(build, tg.dim, origin, basis, tuple(float(e) for e in extent), pr(ref).astype(np.float32),
                  pr(centers).astype(np.float32), float(tg.capture), tg.n_modes, cfg["particles"],
-                 tg.image_shape, cfg["kernel.kind"], title, applicable(cfg))
+                 tg.image_shape, cfg["kernel.kind"], title, applicable(cfg), distances)
+
+
+def shows_distances(sim: Simulation) -> bool:
+    """Your own points, more of them than form clusters: every point is a mode of its own."""
+    return sim.cfg["target.kind"] == "file" and sim.target.n_modes > CLUSTER_MAX
 
 
 def field_points(scene: Scene, device, dtype) -> torch.Tensor:
@@ -142,11 +153,25 @@ def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
     return top.double().cpu().numpy(), np.ones(len(top), dtype=np.int64)
 
 
-def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None) -> dict[str, float]:
+def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None,
+                  distances: bool = False) -> dict[str, float]:
     m = metrics.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape else None)
     m.pop("com_mode")
+    if distances:
+        m.update(data_distances(sim, state))
     m["loss_d"], m["loss_g"] = state.loss_d, state.loss_g
     return {k: float(v[0]) for k, v in m.items()}
+
+
+def data_distances(sim: Simulation, state: State) -> dict[str, torch.Tensor]:
+    """MMD², sliced W1 and energy distance of DISTANCE_N particles to DISTANCE_N of the target's
+    points (the same points and projections every frame, so the curves are smooth)."""
+    gen = torch.Generator().manual_seed(0)
+    pts = sim.target.centers
+    idx = torch.randperm(len(pts), generator=gen)[:DISTANCE_N].to(pts.device)
+    x = state.x[:, :DISTANCE_N].detach()
+    y = pts[idx].to(x).unsqueeze(0).expand(x.shape[0], -1, -1)
+    return metrics.distances(x, y, gen)
 
 
 def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: torch.Tensor | None = None, *,
@@ -161,7 +186,7 @@ def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: 
     return Frame(
         scene=scene, t=state.t, epoch=epoch,
         xy=project(x.double().cpu().numpy(), scene) if scene.dim > 2 else _xy(x),
-        metrics=frame_metrics(sim, state, x_prev),
+        metrics=frame_metrics(sim, state, x_prev, scene.distances),
         hyper={k: float(v[0]) for k, v in state.hyper.items()},
         diverged_step=int(state.diverged_step[0]),
         field=_optional(discriminator_field, sim, state, field_grid) if field_grid is not None else None,

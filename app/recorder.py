@@ -2,7 +2,9 @@
 
 The worker thread writes, the event loop reads (downloads): every access holds the lock.
 Long runs are thinned, not truncated: past the limits every other row / snapshot is dropped
-and the snapshot interval doubles, so the record always spans the whole run.
+and the snapshot interval doubles, so the record always spans the whole run. Live knob changes
+are kept as (step, key, value) rows, and `cfg` follows them: it is the config running now,
+`start_cfg` the one the run started from.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dynamics.run import History
 
 MAX_ROWS = 4000
 MAX_SNAPSHOTS = 120
+MAX_KNOB_CHANGES = 10_000     # a slider dragged for an hour: ~20 changes a second; older ones are dropped
 SNAPSHOT_BYTES = 64 * 2**20
 
 
@@ -30,7 +33,27 @@ class Recorder:
             self.snaps: list[np.ndarray] = []
             self.snap_every = snap_every
             self.cfg: dict | None = None
+            self.start_cfg: dict | None = None
+            self.knob_changes: list[tuple[int, str, float]] = []
             self.diverged_step = -1
+
+    def start(self, cfg: dict) -> None:
+        """The config a (re)started run begins with; call after `clear`."""
+        with self._lock:
+            self.cfg, self.start_cfg = dict(cfg), dict(cfg)
+
+    def note_knobs(self, t: int, changes: dict[str, float]) -> None:
+        """Live knob changes applied before step t + 1."""
+        with self._lock:
+            if self.cfg is None:
+                return
+            self.cfg.update(changes)
+            self.knob_changes += [(int(t), k, v) for k, v in changes.items()]
+            del self.knob_changes[:-MAX_KNOB_CHANGES]
+
+    def knob_history(self) -> tuple[dict | None, list[tuple[int, str, float]]]:
+        with self._lock:
+            return (None if self.start_cfg is None else dict(self.start_cfg)), list(self.knob_changes)
 
     def add_row(self, t: int, metrics: dict[str, float]) -> None:
         with self._lock:

@@ -9,7 +9,8 @@ press play, then turn the knobs: the live ones apply at once, the structural one
 PARTICLES = """\
 **Particles and critic.** Purple dots are the generator's particles, green dots samples of the
 target, dashed circles the capture radius of each mode. The background is the discriminator *D*
-(green: "looks real", purple: "looks fake"). Every particle is pushed up its gradient,
+(the colour bar below gives its value: green, high *D*, "looks real"; purple, low *D*, "looks
+fake"). Every particle is pushed up its gradient, towards green,
 *F<sub>j</sub>* = ∇*D*(*x<sub>j</sub>*) for the IPM loss, and the kernel spreads each push over the
 cloud: *x<sub>i</sub>* += (η<sub>G</sub>/N) Σ<sub>j</sub> Θ<sub>ij</sub> *F<sub>j</sub>*.
 Tick *show generator forces* to draw the *F<sub>j</sub>*. Targets with more than two dimensions
@@ -17,8 +18,11 @@ are shown in the plane of their two principal axes.
 """
 
 SERIES = """\
-**Over time.** *Modes covered* is the fraction of modes holding at least one particle; the *mode
-entropy* is 1 when the captured particles are shared evenly. *Spread* is the cloud's size in units
+**Over time.** *Coverage* is the fraction of modes holding at least one particle (`modes_covered`
+counts them); the *mode entropy* is 1 when the captured particles are shared evenly. Your own
+points, more than 50 of them, are a sample rather than clusters (each point would count as a
+mode): that panel then shows distances of the particles to your points instead, the MMD², the
+sliced W1 and the energy distance, all 0 when the two samples match. *Spread* is the cloud's size in units
 of the mode spacing: it shrinks when the cloud collapses. The *collective* speed is how fast the
 centre of mass moves per step, the *relative* speed how fast the particles move with respect to
 each other. Strong coupling lets the collective motion win: the cloud travels as one blob and hops

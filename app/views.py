@@ -9,7 +9,7 @@ particles: both keep the per-frame cost flat.
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import (ColumnDataSource, Label, LabelSet, LinearColorMapper, PointDrawTool,
+from bokeh.models import (ColorBar, ColumnDataSource, Label, LabelSet, LinearColorMapper, PointDrawTool,
                           Range1d, Span)
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
@@ -21,12 +21,19 @@ SERIES_FRAME = (270, 140)      # plot area of each time-series figure, px
 PARTICLE = "#7b2cbf"
 TARGET = "#1b9e4b"
 TOOLS = "pan,wheel_zoom,reset,save"
+# low D purple ("looks fake": where the particles are), high D green ("looks real"): the
+# generator force ∇D points from purple to green (Bokeh's PRGn11 runs green -> purple)
+FIELD_PALETTE = tuple(reversed(PRGn11))
 SERIES = {   # figure -> [(metric, legend, colour)]
-    "modes": [("modes_fraction", "modes covered", "#1b9e4b"), ("mode_entropy", "mode entropy", "#7b2cbf")],
+    "modes": [("coverage", "coverage (fraction of modes)", "#1b9e4b"), ("mode_entropy", "mode entropy", "#7b2cbf")],
     "spread": [("spread_rel", "spread / mode spacing", "#1f77b4")],
     "losses": [("loss_d", "critic objective", "#d62728"), ("loss_g", "generator loss", "#555555")],
     "speeds": [("speed_collective", "collective", "#ff7f0e"), ("speed_relative", "relative", "#1f77b4")],
 }
+# what the modes figure shows instead when the target's points are not clusters (Scene.distances)
+DISTANCES = [("mmd", "MMD² (rbf kernel)", "#1b9e4b"), ("sliced_w1", "sliced W1", "#1f77b4"),
+             ("energy", "energy distance", "#d62728")]
+DISTANCES_TITLE = "Distance to your points (not clusters: no mode count)"
 TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
           "speeds": "Collective vs relative speed (per step)"}
 METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, legend, colour)]
@@ -64,6 +71,14 @@ def field_data(frame: Frame) -> tuple[dict, float]:
     return {"image": [f], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}, max(lim, 1e-12)
 
 
+def field_colour(value: float, lim: float) -> str:
+    """The colour the particle view paints a field value with (Bokeh's LinearColorMapper on
+    [−lim, lim] over FIELD_PALETTE): what the caption and the colour bar explain."""
+    n = len(FIELD_PALETTE)
+    i = int(np.floor((value + lim) / (2 * lim) * n))
+    return FIELD_PALETTE[min(max(i, 0), n - 1)]
+
+
 def arrow_data(frame: Frame) -> dict[str, np.ndarray]:
     a = frame.arrows if frame.arrows is not None else np.zeros((0, 4), np.float32)
     return {k: np.ascontiguousarray(a[:, i]) for i, k in enumerate(("x0", "y0", "x1", "y1"))}
@@ -71,8 +86,8 @@ def arrow_data(frame: Frame) -> dict[str, np.ndarray]:
 
 def series_row(frame: Frame) -> dict[str, list[float]]:
     m = frame.metrics
-    row = {"t": [float(frame.t)], "modes_fraction": [m["modes_covered"] / max(frame.scene.n_modes, 1)]}
-    for k in ("mode_entropy", "spread_rel", "loss_d", "loss_g", "speed_collective", "speed_relative"):
+    row = {"t": [float(frame.t)]}
+    for k in [c for lines in SERIES.values() for c, _, _ in lines] + [c for c, _, _ in DISTANCES]:
         row[k] = [m.get(k, float("nan"))]
     return row
 
@@ -141,14 +156,22 @@ def _series_fig(title: str, x_range, source: ColumnDataSource, lines: list):
     f = _fig(title, tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1], x_range=x_range,
              y_range=Range1d(0, 1.05))
     f.toolbar_location = None
-    for i, (key, legend, colour) in enumerate(lines):
-        f.line("t", key, source=source, color=colour, line_width=1.8)
-        # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
-        f.add_layout(Label(x=6, y=SERIES_FRAME[1] - 16 - 14 * i, x_units="screen", y_units="screen",
-                           text=f"— {legend}", text_color=colour, text_font_size="10px",
-                           background_fill_color="white", background_fill_alpha=0.7))
+    _lines(f, source, lines)
     f.xaxis.axis_label = "step"
     return f
+
+
+def _lines(f, source: ColumnDataSource, lines: list) -> list:
+    """Draw `lines` with their labels; returns the models (to show or hide them together)."""
+    models = []
+    for i, (key, legend, colour) in enumerate(lines):
+        models.append(f.line("t", key, source=source, color=colour, line_width=1.8))
+        # canvas labels, not a Legend: Bokeh rebuilds a legend's DOM on every redraw
+        models.append(Label(x=6, y=SERIES_FRAME[1] - 16 - 14 * i, x_units="screen", y_units="screen",
+                            text=f"— {legend}", text_color=colour, text_font_size="10px",
+                            background_fill_color="white", background_fill_alpha=0.7))
+        f.add_layout(models[-1])
+    return models
 
 
 class Views:
@@ -157,6 +180,8 @@ class Views:
     def __init__(self):
         self.scene_build = -1
         self.epoch = -1
+        self.distances = False        # the modes figure shows distances (Scene.distances)
+        self._refit = False           # a new run: its time axis starts afresh
         self._rows: dict[str, list[float]] = {}
         self._meter_rows: dict[str, list[float]] = {}
         self._particles_fig()
@@ -168,11 +193,14 @@ class Views:
     def _particles_fig(self):
         f = _fig("Particles", width=540, height=540, x_range=Range1d(-3, 3), y_range=Range1d(-3, 3),
                  match_aspect=True)
-        self.field_mapper = LinearColorMapper(palette=PRGn11, low=-1, high=1)
+        self.field_mapper = LinearColorMapper(palette=FIELD_PALETTE, low=-1, high=1)
         self.field = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "x": [-3], "y": [-3], "dw": [6],
                                        "dh": [6]}, name="field")
         f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.field, color_mapper=self.field_mapper,
                 alpha=0.45)
+        f.add_layout(ColorBar(color_mapper=self.field_mapper, title="D − mean D  (green: looks real, purple: fake)",
+                              title_text_font_size="10px", major_label_text_font_size="9px", height=10,
+                              orientation="horizontal", title_standoff=4, padding=4), "below")
         self.target = ColumnDataSource({"x": [], "y": []}, name="target")
         f.scatter("x", "y", source=self.target, size=2, color=TARGET, alpha=0.35)
         self.modes = ColumnDataSource({"x": [], "y": [], "r": []}, name="modes")
@@ -186,14 +214,19 @@ class Views:
         self.particle_fig = f
 
     def _series_figs(self):
-        self.series = ColumnDataSource({k: [] for k in ["t"] + [m for v in SERIES.values() for m, _, _ in v]},
-                                       name="series")
+        keys = [m for v in SERIES.values() for m, _, _ in v] + [m for m, _, _ in DISTANCES]
+        self.series = ColumnDataSource({k: [] for k in ["t"] + keys}, name="series")
         # ranges are set from the data on each flush: BokehJS auto-ranging of four figures
         # costs the browser more, and warns while the series are empty
         self.series_x = Range1d(0, 100)
         self.series_figs = {}
         for name, lines in SERIES.items():
             self.series_figs[name] = _series_fig(TITLES[name], self.series_x, self.series, lines)
+        modes = self.series_figs["modes"]
+        self._mode_models = modes.renderers + [m for m in modes.center if isinstance(m, Label)]
+        self._distance_models = _lines(modes, self.series, DISTANCES)
+        for m in self._distance_models:
+            m.visible = False
 
     def _meter_figs(self):
         """One figure per companion meter, shown only for the runs it applies to."""
@@ -244,6 +277,7 @@ class Views:
             self.set_scene(sc)
         if frame.epoch != self.epoch:
             self.epoch = frame.epoch
+            self._refit = True
             self._rows, self._meter_rows = {}, {}
             self.series.data = {k: [] for k in self.series.data}
             self.meter_series.data = {k: [] for k in self.meter_series.data}
@@ -285,18 +319,21 @@ class Views:
         if not len(t):
             return
         x = self.series_x
-        if t[-1] > x.end or t[0] < x.start or t[0] > x.start + 0.25 * (x.end - x.start):
+        refit, self._refit = self._refit, False
+        if refit or t[-1] > x.end or t[0] < x.start or t[0] > x.start + 0.25 * (x.end - x.start):
             span = max(t[-1] - t[0], 10.0)
             step = 10 ** np.floor(np.log10(span)) / 2
             x.update(start=float(np.floor(t[0] / step) * step), end=float(np.ceil((t[-1] + 0.3 * span) / step) * step))
         figs = [(self.series_figs[n], [data[k] for k, _, _ in lines]) for n, lines in SERIES.items() if n != "modes"]
+        if self.distances:          # coverage and entropy sit in [0, 1]; distances have no fixed scale
+            figs.append((self.series_figs["modes"], [data[k] for k, _, _ in DISTANCES] + [[0.0]]))
         meters = self.meter_series.data
         figs += [(self.meter_figs[n], [meters[k] for k, _, _ in lines] + [[METER_REFERENCE.get(n, np.nan)]])
                  for n, lines in METER_SERIES.items() if self.meter_figs[n].visible]
         for f, columns in figs:
             lo, hi = series_bounds(columns)
             r = f.y_range
-            if lo < r.start or hi > r.end or (hi - lo) < 0.3 * (r.end - r.start):
+            if refit or lo < r.start or hi > r.end or (hi - lo) < 0.3 * (r.end - r.start):
                 r.update(start=lo, end=hi)
 
     def set_scene(self, sc: Scene) -> None:
@@ -312,6 +349,15 @@ class Views:
         self.field.data = {"image": [np.zeros((2, 2), np.float32)], "x": [x0], "y": [y0], "dw": [x1 - x0],
                            "dh": [y1 - y0]}
         self.images_fig.visible = sc.image_shape is not None
+        self.distances = sc.distances
+        for m in self._mode_models:
+            m.visible = not sc.distances
+        for m in self._distance_models:
+            m.visible = sc.distances
+        modes = self.series_figs["modes"]
+        modes.title.text = DISTANCES_TITLE if sc.distances else TITLES["modes"]
+        if not sc.distances:
+            modes.y_range.update(start=0, end=1.05)
         for name, f in self.meter_figs.items():
             f.visible = name in sc.meters
         self.spectrum.data = {"x": [], "top": [], "bottom": [], "label": []}

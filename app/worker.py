@@ -153,16 +153,17 @@ class Worker:
                 self._meters, self._meter_due = applicable(arg.cfg), {}
                 self._start(self._sim.init())
             elif name == "reset" and self._sim is not None:
-                self._start(self._sim.init([arg]) if arg else self._sim.init())
+                self._start(self._sim.init([arg]) if arg else self._sim.init(), arg)
             elif name == "hyper" and self._state is not None:
                 self._state = self._sim.set_hyper(self._state, arg)
                 self._spec_dirty = True
                 self._note_hyper()
+                self.record.note_knobs(self._state.t, arg)
             elif name == "step":
                 self._pending += arg
         return bool(cmds)
 
-    def _start(self, state) -> None:
+    def _start(self, state, hyper: dict | None = None) -> None:
         sim = self._sim
         self._state, self._pending, self._diverged = state, 0, -1
         self._epoch += 1
@@ -174,7 +175,7 @@ class Worker:
         self.cfg, self.device = sim.cfg, str(sim.device)
         self._note_hyper()
         self.record.clear()
-        self.record.cfg = dict(sim.cfg)
+        self.record.start({**sim.cfg, **(hyper or {})})        # a reset keeps the live knobs
         self.record.add_snapshot(state.t, state.x[0].detach().float().cpu().numpy())
 
     def _note_hyper(self) -> None:

@@ -132,7 +132,7 @@ def _seeds(text: str | None) -> list[dict] | None:
     return [{"seed": KNOBS["seed"].coerce(s)} for s in seeds]
 
 
-REPORTED = ["modes_covered", "modes_total", "high_quality_fraction", "mode_entropy", "mode_kl", "spread",
+REPORTED = ["modes_covered", "modes_total", "coverage", "high_quality_fraction", "mode_entropy", "mode_kl", "spread",
             "spread_rel", "com_distance", "mean_error", "hops", "modes_visited", "loss_d", "loss_g",
             "convergence_step", "diverged", "diverged_step"]
 
@@ -141,7 +141,7 @@ def final_metrics(h, b: int = 0) -> dict[str, Any]:
     out = {}
     for k in REPORTED:
         v = h.final[k][b]
-        out[k] = bool(v) if k == "diverged" else (int(v) if k in ("modes_total", "modes_visited", "diverged_step",
+        out[k] = bool(v) if k == "diverged" else (int(v) if k in ("modes_covered", "modes_total", "modes_visited", "diverged_step",
                                                                   "convergence_step", "hops") else float(v))
     return out
 
@@ -178,7 +178,7 @@ def main_run(args) -> int:
         for b, r in enumerate(result):
             head = f"seed {members[b]['seed']}: " if members else ""
             flag = f"  DIVERGED at step {r['diverged_step']}" if r["diverged"] else ""
-            print(f"{head}modes {r['modes_covered']:.0f}/{r['modes_total']}  entropy {r['mode_entropy']:.3f}  "
+            print(f"{head}modes {r['modes_covered']}/{r['modes_total']}  entropy {r['mode_entropy']:.3f}  "
                   f"high-quality {r['high_quality_fraction']:.2f}  spread {r['spread']:.3f}  "
                   f"hops {r['hops']}{flag}")
         if args.out:

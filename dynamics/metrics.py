@@ -1,7 +1,7 @@
 """Observables of a particle cloud, batched over members: x `(B, N, d)` -> `(B,)` tensors.
 
 Cheap ones (`cheap`) are recorded along a run; costly ones (`mmd_rbf`, `sliced_w1`,
-`grid_divergences`) on request. Definitions follow the research notes §4: a particle sits
+`energy_distance`, `grid_divergences`) on request. Definitions follow the research notes §4: a particle sits
 on a mode when it is within the target's capture radius of one of the mode's centres; the
 mode entropy is taken over captured particles and normalised by log K.
 """
@@ -24,7 +24,8 @@ def nearest(x: Tensor, target: Target) -> tuple[Tensor, Tensor]:
 
 
 def coverage(x: Tensor, target: Target) -> dict[str, Tensor]:
-    """modes_covered, high_quality_fraction, mode_entropy (H/log K), mode_kl (KL to uniform)."""
+    """modes_covered (a count), coverage (modes_covered / K), high_quality_fraction, mode_entropy
+    (H/log K), mode_kl (KL to uniform)."""
     dist, lab = nearest(x, target)
     hit = (dist < target.capture).to(x.dtype)
     counts = torch.zeros(x.shape[0], target.n_modes, dtype=x.dtype, device=x.device).scatter_add_(1, lab, hit)
@@ -32,7 +33,8 @@ def coverage(x: Tensor, target: Target) -> dict[str, Tensor]:
     p = counts / total.clamp_min(1)
     H = (p * -torch.log(p.clamp_min(1e-30))).sum(1)          # +0, not −0, when nothing is captured
     K = target.n_modes
-    return {"modes_covered": (counts > 0).sum(1).to(x.dtype),
+    covered = (counts > 0).sum(1).to(x.dtype)
+    return {"modes_covered": covered, "coverage": covered / K,
             "high_quality_fraction": (dist < target.quality).to(x.dtype).mean(1),
             "mode_entropy": H / math.log(K) if K > 1 else (total.squeeze(1) > 0).to(x.dtype),
             "mode_kl": math.log(K) - H}
@@ -158,6 +160,18 @@ def sliced_w1(x: Tensor, y: Tensor, gen: torch.Generator, projections: int = 128
         idx = (q * p.shape[1]).floor().long().clamp_max(p.shape[1] - 1)
         return p[:, idx]
     return (at(px, qs) - at(py, qs)).abs().mean((1, 2))
+
+
+def energy_distance(x: Tensor, y: Tensor) -> Tensor:
+    """(B,) the energy distance 2E|X−Y| − E|X−X'| − E|Y−Y'| (V-statistic; 0 iff x and y are
+    the same sample); x `(B, n, d)`, y `(B, m, d)`."""
+    return 2 * torch.cdist(x, y).mean((1, 2)) - torch.cdist(x, x).mean((1, 2)) - torch.cdist(y, y).mean((1, 2))
+
+
+def distances(x: Tensor, y: Tensor, gen: torch.Generator) -> dict[str, Tensor]:
+    """Distribution distances of the particles x to a data sample y, `(B,)` each: what to watch
+    where the data are not clusters and mode counts mean nothing (e.g. a smooth point set)."""
+    return {"mmd": mmd_rbf(x, y), "sliced_w1": sliced_w1(x, y, gen), "energy": energy_distance(x, y)}
 
 
 def convergence_step(err: Tensor, steps: Tensor, threshold: float) -> Tensor:

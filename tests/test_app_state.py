@@ -365,7 +365,7 @@ def test_frames_views_and_exports_fit_together():
     p = views.particle_data(f)
     assert p["x"].dtype == np.float32 and p["x"].flags.c_contiguous
     row = views.series_row(f)
-    assert 0 <= row["modes_fraction"][0] <= 1 and np.isfinite(row["speed_collective"][0])
+    assert 0 <= row["coverage"][0] <= 1 and np.isfinite(row["speed_collective"][0])
     v = views.Views()
     v.update(f)
     assert len(v.particles.data["x"]) == 24 and len(v.series.data["t"]) == 0     # rows wait for flush

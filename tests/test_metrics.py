@@ -76,3 +76,15 @@ def test_convergence_step_needs_the_error_to_stay_low():
     err = torch.tensor([[1.0, 0.01, 0.5, 0.01, 0.01], [1.0, 1.0, 1.0, 1.0, 0.5]])
     steps = torch.tensor([0, 10, 20, 30, 40])
     assert metrics.convergence_step(err, steps, 0.05).tolist() == [30, -1]
+
+
+def test_distances_vanish_on_the_same_sample_and_grow_with_a_shift():
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(1, 300, 2, generator=gen, dtype=torch.float64)
+    same = metrics.distances(y, y, torch.Generator().manual_seed(1))
+    near = metrics.distances(y + 0.2, y, torch.Generator().manual_seed(1))
+    far = metrics.distances(y + 2.0, y, torch.Generator().manual_seed(1))
+    for k in ("mmd", "sliced_w1", "energy"):
+        assert abs(float(same[k][0])) < 1e-9 and 0 < float(near[k][0]) < float(far[k][0])
+    # the energy distance of a shift δ between two copies of one sample approaches 2|δ| − E|X−X'| + ...
+    assert float(metrics.energy_distance(y + 100.0, y)[0]) == pytest.approx(2 * 100 * 2**0.5, rel=0.02)

@@ -1,0 +1,177 @@
+"""The lab says what is true, headless: the critic's colours, time axes after a reset, the
+knob history in the download, the share link's own points, distances for point sets."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("panel")
+
+from dynamics import presets  # noqa: E402
+from dynamics.engine import build  # noqa: E402
+from dynamics.knobs import resolve  # noqa: E402
+from app import export, frames, texts, views  # noqa: E402
+from app.state import Lab  # noqa: E402
+from test_app_state import wait_until  # noqa: E402
+
+wait_until = functools.partial(wait_until, timeout=60.0)
+
+
+def _run(sim, steps):
+    s = sim.init()
+    for _ in range(steps):
+        s = sim.step(s)
+    return s
+
+
+def _field_at(field: np.ndarray, scene, xy: np.ndarray) -> np.ndarray:
+    """Field values (nearest grid cell) at display points; rows of `field` run along y."""
+    x0, x1, y0, y1 = scene.extent
+    g = field.shape[0]
+    i = np.clip(np.rint((xy[:, 1] - y0) / (y1 - y0) * (g - 1)).astype(int), 0, g - 1)
+    j = np.clip(np.rint((xy[:, 0] - x0) / (x1 - x0) * (g - 1)).astype(int), 0, g - 1)
+    return field[i, j]
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[k:k + 2], 16) for k in (1, 3, 5))
+
+
+# ---------------------------------------------------------------- 9: colours, caption, arrows agree
+def test_critic_colours_caption_colour_bar_and_arrows_agree():
+    sim = build(resolve(presets.load("collapse"), {"particles": 64, "dtype": "float64"}))
+    s = _run(sim, 60)
+    scene = frames.make_scene(sim, 1)
+    grid = frames.field_points(scene, sim.device, sim.dtype)
+    f = frames.make_frame(sim, s, scene, 1, field_grid=grid, arrows=True)
+    v = views.Views()
+    v.update(f)
+    mapper = v.field_mapper
+    lim = mapper.high
+    assert mapper.low == -lim
+
+    def painted(value):                       # what Bokeh's LinearColorMapper paints
+        n = len(mapper.palette)
+        return mapper.palette[min(max(int(np.floor((value + lim) / (2 * lim) * n)), 0), n - 1)]
+
+    d_particles = float(np.mean(_field_at(f.field, scene, f.xy)))
+    d_data = float(np.mean(_field_at(f.field, scene, scene.ref_xy)))
+    assert d_particles < 0 < d_data              # the critic: low on the particles, high on the data
+    r, g, b = _rgb(painted(d_particles))
+    assert r > g and b > g                       # purple where the particles are ...
+    r, g, b = _rgb(painted(float(np.max(_field_at(f.field, scene, scene.ref_xy)))))
+    assert g > r and g > b                       # ... green where the data look most real
+    assert painted(d_particles) == views.field_colour(d_particles, lim)
+    caption = " ".join(texts.PARTICLES.split())
+    assert '"looks fake"' in caption.split("purple, low", 1)[1][:20]        # the caption agrees
+    assert '"looks real"' in caption.split("green, high", 1)[1][:20]
+    bars = [m for m in v.particle_fig.below if type(m).__name__ == "ColorBar"]
+    assert bars and bars[0].color_mapper is mapper                           # the value of D, drawn
+
+    # arrows (ipm: F = +∇D) point up the field, towards green
+    gy, gx = np.gradient(f.field)
+    a = f.arrows
+    x0, x1, y0, y1 = scene.extent
+    cell = (x1 - x0) / (f.field.shape[0] - 1)
+    at = np.stack([_field_at(gx, scene, a[:, :2]), _field_at(gy, scene, a[:, :2])], 1) / cell
+    along = np.sum(at * (a[:, 2:] - a[:, :2]), 1)
+    assert np.mean(along > 0) > 0.8
+
+
+# ---------------------------------------------------------------- 10: time axes follow the run
+def test_after_a_reset_the_time_axes_cover_the_new_run_only():
+    sim = build(resolve({"particles": 16}))
+    s = sim.init()
+    scene = frames.make_scene(sim, 1)
+    f = frames.make_frame(sim, s, scene, 1)
+    v = views.Views()
+    for t in range(0, 5001, 50):
+        v.update(dataclasses.replace(f, t=t, epoch=1))
+    v.flush()
+    assert v.series_x.end >= 5000
+    for t in range(0, 61, 10):                                   # Reset: a new epoch from step 0
+        v.update(dataclasses.replace(f, t=t, epoch=2))
+    v.flush()
+    assert v.series_x.start <= 0 and 60 <= v.series_x.end <= 200
+    assert all(fig.x_range is v.series_x for fig in [*v.series_figs.values(), *v.meter_figs.values()])
+
+
+# ---------------------------------------------------------------- 11: live changes in the download
+def test_the_download_records_the_live_knob_history_and_the_current_config():
+    import xarray as xr
+    lab = Lab(preset="collapse", particles=32)
+    lab.start()
+    try:
+        w = lab.worker
+        wait_until(lambda: w.steps_done > 20 and w.record.rows)
+        lab.kernel_ratio = 0.85
+        wait_until(lambda: w.record.cfg["kernel.ratio"] == 0.85)
+        n = len(w.record.rows)
+        wait_until(lambda: len(w.record.rows) > n)
+        ds = xr.open_dataset(io.BytesIO(export.netcdf_bytes(w.record, "cpu")), engine="h5netcdf")
+        assert json.loads(ds.attrs["config"])["kernel.ratio"] == 0.85
+        assert json.loads(ds.attrs["start_config"])["kernel.ratio"] == 0.9
+        history = json.loads(ds.attrs["knob_history"])
+        assert [row[1:] for row in history] == [["kernel.ratio", 0.85]] and history[0][0] > 0
+
+        lab.reset()                                # a new run starts from the live values
+        wait_until(lambda: w.record.start_cfg["kernel.ratio"] == 0.85 and w.record.rows)
+        ds = xr.open_dataset(io.BytesIO(export.netcdf_bytes(w.record, "cpu")), engine="h5netcdf")
+        assert json.loads(ds.attrs["start_config"])["kernel.ratio"] == 0.85
+        assert json.loads(ds.attrs["knob_history"]) == []
+    finally:
+        lab.close()
+
+
+# ---------------------------------------------------------------- 13: distances for point sets
+def two_moons(n: int = 600, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0, np.pi, n // 2)
+    b = rng.uniform(0, np.pi, n - n // 2)
+    pts = np.concatenate([np.stack([np.cos(a), np.sin(a)], 1), np.stack([1 - np.cos(b), 0.5 - np.sin(b)], 1)])
+    return pts + rng.normal(0, 0.05, pts.shape)
+
+
+def test_a_smooth_point_set_shows_distances_not_mode_counts():
+    from dynamics.targets import points_target
+    pts = two_moons()
+    cfg = resolve({"target.kind": "file", "target.file": "moons.csv", "particles": 200})
+    sim = build(cfg, target=points_target(pts, cfg))
+    scene = frames.make_scene(sim, 1)
+    assert scene.distances and "600 points" in scene.title and "modes" not in scene.title
+    far = frames.make_frame(sim, sim.init(), scene, 1)
+    s = sim.init()
+    on = s.replace(x=sim.target.centers[:200].to(s.x).unsqueeze(0))             # particles on the data
+    near = frames.make_frame(sim, on, scene, 1)
+    for k in ("mmd", "sliced_w1", "energy"):
+        assert np.isfinite(far.metrics[k]) and near.metrics[k] < far.metrics[k]
+    v = views.Views()
+    v.update(near)
+    modes = v.series_figs["modes"]
+    assert modes.title.text == views.DISTANCES_TITLE
+    shown = {r.glyph.y for r in modes.renderers if r.visible}
+    assert shown == {"mmd", "sliced_w1", "energy"}
+    v.flush()
+    assert np.isfinite(v.series.data["energy"][-1])
+
+    # eight drawn clusters stay clusters: coverage and entropy, 0 … 1
+    cfg8 = resolve({"target.kind": "file", "target.file": "drawn", "particles": 64})
+    sim8 = build(cfg8, target=points_target(pts[::75], cfg8))
+    scene8 = frames.make_scene(sim8, 2)
+    assert not scene8.distances and "8 modes" in scene8.title
+    v.update(frames.make_frame(sim8, sim8.init(), scene8, 2))
+    assert {r.glyph.y for r in modes.renderers if r.visible} == {"coverage", "mode_entropy"}
+    assert modes.title.text == views.TITLES["modes"]
+
+
+def test_cli_json_reports_modes_covered_as_a_count_and_coverage_as_a_fraction(capsys):
+    from dynamics.cli import main
+    assert main(["run", "--steps", "30", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert isinstance(m["modes_covered"], int) and isinstance(m["coverage"], float)
+    assert m["coverage"] == pytest.approx(m["modes_covered"] / m["modes_total"])
