@@ -133,6 +133,8 @@ def custom_target(lab: Lab):
 
 def share(lab: Lab):
     link = pn.widgets.TextInput(label="link to this set-up", sizing_mode="stretch_width")
+    note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                         css_classes=["link-note"])
 
     def downloader(fn, filename, label):
         def callback():
@@ -149,8 +151,8 @@ def share(lab: Lab):
     png = downloader(lambda: export.figure_png(w.record, w.scene), "effgan_figure.png", "Download figure (PNG)")
     gif = downloader(lambda: export.gif_bytes(*w.record.snapshots(), w.scene), "effgan_trajectory.gif",
                      "Export trajectory (GIF)")
-    return pn.Card(pn.pane.Markdown(texts.SHARE, styles={"font-size": "12px"}), link, nc, png, gif,
-                   title="Share & export", collapsed=True, sizing_mode="stretch_width", margin=(4, 0)), link
+    return pn.Card(pn.pane.Markdown(texts.SHARE, styles={"font-size": "12px"}), link, note, nc, png, gif,
+                   title="Share & export", collapsed=True, sizing_mode="stretch_width", margin=(4, 0)), link, note
 
 
 # ---------------------------------------------------------------- the page
@@ -184,7 +186,7 @@ def _page(lab: Lab):
     lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
 
     cards, _ = knob_cards(lab)
-    share_card, link = share(lab)
+    share_card, link, link_note = share(lab)
     loc = pn.state.location
     base = (loc.href or "").split("?")[0] if loc is not None else ""
     # Panel's Location defers address-bar updates until the document is idle, which a page
@@ -197,8 +199,11 @@ def _page(lab: Lab):
         search = "?" + urllib.parse.urlencode(lab.query())
         address.text = search
         link.value = base + search
+        said = lab.link_note()
+        link_note.param.update(object=said, visible=bool(said))
 
-    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed"])
+    # a new drawn or uploaded target always sets the message, even when target.kind stays "file"
+    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed", "message"])
     sync_url()
 
     toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach, css_classes=["toggle-teach"]),

@@ -21,7 +21,7 @@ from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve
 from dynamics.targets import check_points, load_points, points_target
 
-from . import knobui
+from . import knobui, linkdata
 from .frames import Frame
 from .worker import Worker
 
@@ -256,7 +256,24 @@ class Lab(Knobs):
             q["teach"] = _fmt(self.teach)
         if self.speed != self.param.speed.default:
             q["speed"] = str(self.speed)
+        points = self._link_points()
+        if points:
+            q[linkdata.KEY] = points
         return q
+
+    def _link_points(self) -> str | None:
+        """Your own points as link text, when they are the target and small enough."""
+        if self.target_kind != "file" or self.custom is None:
+            return None
+        return linkdata.encode(self.custom[0])
+
+    def link_note(self) -> str:
+        """What the link leaves out ('' when it holds the whole set-up)."""
+        if self.target_kind != "file" or self.custom is None or self._link_points():
+            return ""
+        return (f"Your own points ({self.custom[1]}) are too many for a link (at most "
+                f"{linkdata.LINK_CHARS_MAX} characters of data): the link opens the preset's target "
+                "instead. Download the run (netCDF) to keep them.")
 
     def apply_query(self, query: Mapping[str, Any]) -> list[str]:
         """Set the state from URL parameters; each bad one is skipped with a message."""
@@ -264,6 +281,7 @@ class Lab(Knobs):
         q = {k: (v[-1] if isinstance(v, (list, tuple)) else v) for k, v in query.items()}
         q = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in q.items()}
         values: dict[str, Any] = {}
+        points = None
         if "preset" in q:
             if q["preset"] in presets.names():
                 values["preset"] = q["preset"]
@@ -278,13 +296,19 @@ class Lab(Knobs):
                     values["teach"] = TEACH.coerce(v)
                 elif k == "speed":
                     values["speed"] = _check_speed(v)
+                elif k == linkdata.KEY:
+                    points = linkdata.decode(v)
                 elif k != "preset":
-                    errors.append(f"{k}: unknown parameter; allowed preset, teach, speed, {', '.join(ATTR)}")
+                    errors.append(f"{k}: unknown parameter; allowed preset, teach, speed, points, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(str(e))
-        if values.get("target_kind") == "file":
+        if points is not None:
+            self.custom = (points, f"points from the link ({len(points)} points)")
+            values["target_kind"] = "file"
+        elif values.get("target_kind") == "file":
             values.pop("target_kind")
-            errors.append("target.kind: file needs your own points, which a link cannot carry")
+            errors.append("target.kind: file needs your own points, and this link carries none; "
+                          "allowed a link made with them")
         self._set_quietly(**values)
         if self._started:
             self._load(self._build())

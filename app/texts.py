@@ -49,8 +49,9 @@ an optional header row.
 """
 
 SHARE = """\
-The address bar always holds the preset, every changed knob and the seed: copy it to share
-exactly this set-up.
+The address bar always holds the preset, every changed knob and the seed, and your own drawn or
+uploaded points while they are few enough for a link (a note says when they are not): copy it to
+share exactly this set-up.
 """
 
 METERS = {   # one paragraph per companion meter (`app.meters`), shown while it applies

@@ -175,3 +175,61 @@ def test_cli_json_reports_modes_covered_as_a_count_and_coverage_as_a_fraction(ca
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert isinstance(m["modes_covered"], int) and isinstance(m["coverage"], float)
     assert m["coverage"] == pytest.approx(m["modes_covered"] / m["modes_total"])
+
+
+# ---------------------------------------------------------------- 12: your own points in the link
+def test_a_drawn_set_round_trips_through_the_share_link():
+    import urllib.parse
+    from app import linkdata
+    drawn = np.array([[-1.5, 0.25], [0.0, 1.0], [1.25, -0.5], [2.0, 2.0], [-0.75, -1.75]])
+    lab = Lab(particles=32)
+    assert lab.use_points(drawn, "drawn points")
+    link = "http://lab/?" + urllib.parse.urlencode(lab.query())
+    assert lab.link_note() == ""
+    opened = Lab()
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+    assert opened.apply_query(q) == []
+    assert opened.target_kind == "file" and opened.config()["target.kind"] == "file"
+    np.testing.assert_array_equal(opened.custom[0], drawn.astype(np.float32))
+    assert opened.query() == lab.query()
+    opened.start()
+    try:
+        wait_until(lambda: opened.worker.scene is not None)
+        np.testing.assert_allclose(opened.worker.scene.centers_xy, drawn, atol=1e-6)
+    finally:
+        opened.close()
+
+    # too many points for a link: none in it, and a note that says so
+    big = Lab(particles=32)
+    assert big.use_points(two_moons(2000), "moons.csv")
+    assert linkdata.KEY not in big.query() and "too many for a link" in big.link_note()
+    assert str(linkdata.LINK_CHARS_MAX) in big.link_note()
+
+
+@pytest.mark.parametrize("bad", ["!!!!", "AAAA", "x" * 7000,
+                                 "eNpjYGBgAAAABAAB",                     # valid zlib, no header
+                                 "eJxjZGRgYmRgYGBgQAACAAZYAAQ"])         # truncated
+def test_bad_points_in_a_link_are_one_message_and_the_preset_target(bad):
+    lab = Lab()
+    errors = lab.apply_query({"points": bad, "preset": "collapse"})
+    assert len(errors) == 1 and errors[0].startswith("points: ") and "\n" not in errors[0]
+    assert "6000" in errors[0] and lab.target_kind != "file" and lab.custom is None
+    assert lab.message_kind == "danger" and "points:" in lab.message
+
+
+def test_link_points_reject_non_finite_values_and_a_zip_bomb():
+    import base64
+    import struct
+    import zlib
+    from app import linkdata
+    from dynamics.knobs import ConfigError
+
+    def text(raw):
+        return base64.urlsafe_b64encode(zlib.compress(raw, 9)).rstrip(b"=").decode()
+    nan = struct.pack("<BBI", 1, 2, 1) + np.array([np.nan, 0], "<f4").tobytes()
+    with pytest.raises(ConfigError, match="^points: .*non-finite"):
+        linkdata.decode(text(nan))
+    bomb = text(b"\0" * (3 * 2**20))                           # 3 MiB of zeros in 4 KB
+    assert len(bomb) < linkdata.LINK_CHARS_MAX
+    with pytest.raises(ConfigError, match="^points: .*too large"):
+        linkdata.decode(bomb)
