@@ -25,6 +25,20 @@ FRAME_MS = 33            # the render tick: at most ~30 frames a second per sess
 SLOW_MS = 250            # time series and the step counter refresh at most this often
 ACCENT = "#4a2377"
 SIDEBAR_WIDTH = 350
+PHONE_PX = 768           # narrower than this, the sidebar starts closed and opens over the page
+PHONE_CSS = f"""
+@media (max-width: {PHONE_PX - 1}px) {{
+  #content {{ position: relative; }}
+  #sidebar {{ position: absolute; z-index: 20; left: 0; top: 0; width: 100%; max-width: 100% !important;
+             background: var(--bs-body-bg); }}
+  #main {{ padding: 6px 4px 20px 4px; }}
+}}"""
+PHONE_JS = f"""
+if (window.innerWidth < {PHONE_PX}) {{
+  const bar = document.getElementById('sidebar'), toggle = document.getElementById('sidebar-toggle');
+  if (bar) bar.classList.remove('show');
+  if (toggle) toggle.setAttribute('aria-expanded', 'false');
+}}"""
 
 
 # ---------------------------------------------------------------- knob widgets
@@ -96,8 +110,15 @@ def transport(lab: Lab):
     step.on_click(lambda e: lab.step_once())
     reset.on_click(lambda e: lab.reset())
     show_running()
-    speed = pn.widgets.IntSlider.from_param(lab.param.speed, sizing_mode="stretch_width")
-    return pn.Column(pn.Row(play, step, reset), speed, pn.pane.Bokeh(counter), sizing_mode="stretch_width"), counter
+    speed = pn.widgets.IntSlider.from_param(lab.param.speed, width=220)
+    # a FlexBox wraps on a phone: play, step, reset and the counter stay on one line there
+    return pn.FlexBox(play, step, reset, pn.pane.Bokeh(counter), speed, align_items="center"), counter
+
+
+def loading_note():
+    """Shown from the first paint until the first frame arrives (the simulation builds meanwhile)."""
+    return pn.Row(pn.indicators.LoadingSpinner(value=True, size=18, margin=(8, 4, 0, 10)),
+                  pn.pane.Str("starting the simulation…", margin=(8, 4)), css_classes=["lab-loading"])
 
 
 def step_text(t: int) -> str:
@@ -210,7 +231,8 @@ def _page(lab: Lab):
                      pn.widgets.Checkbox.from_param(lab.param.arrows, css_classes=["toggle-arrows"]),
                      sizing_mode="stretch_width")
     controls, counter = transport(lab)
-    sidebar = [preset_picker(lab), controls, toggles, *cards, custom_target(lab), share_card,
+    loading = loading_note()
+    sidebar = [preset_picker(lab), toggles, *cards, custom_target(lab), share_card,
                pn.pane.Bokeh(address, margin=0)]
 
     text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
@@ -218,7 +240,7 @@ def _page(lab: Lab):
     # the figure's stylesheets and fail (ImportedStyleSheet in a List[str] parameter)
     meter_panes = {n: pn.Column(pn.pane.Bokeh(f), visible=False, margin=0) for n, f in views.meter_figs.items()}
     meter_text = pn.pane.Markdown("", **{**text, "width": 400})
-    meter_row = pn.Row(*meter_panes.values(), meter_text, visible=False)
+    meter_row = pn.FlexBox(*meter_panes.values(), meter_text, visible=False)
 
     def show_meters(names):
         """Only the companion meters that apply to the running build (its scene says which)."""
@@ -226,15 +248,17 @@ def _page(lab: Lab):
             pane.visible = views.meter_figs[n].visible = n in names
         meter_text.object = "\n\n".join(texts.METERS[n] for n in names)
         meter_row.visible = bool(names)
+    # the transport and the particles first, so both fit a phone's or a laptop's first screen;
+    # the caption column wraps below the particles on a narrow screen
     main = [
-        pn.pane.Markdown(texts.INTRO, sizing_mode="stretch_width", margin=(0, 10)),
-        message, banner,
-        pn.Row(pn.pane.Bokeh(views.particle_fig),
-               pn.Column(pn.pane.Markdown(texts.PARTICLES, **text), pn.pane.Bokeh(views.images_fig))),
-        pn.Row(pn.GridBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()], ncols=2),
-               pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
+        controls, loading, message, banner,
+        pn.FlexBox(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)),
+                   pn.Column(pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
+                             pn.pane.Bokeh(views.images_fig)), flex_wrap="wrap"),
+        pn.FlexBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()],
+                   pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
         meter_row,
-        pn.Row(pn.pane.Bokeh(views.spectrum_fig), pn.pane.Markdown(texts.SPECTRUM, **text)),
+        pn.FlexBox(pn.pane.Bokeh(views.spectrum_fig), pn.pane.Markdown(texts.SPECTRUM, **text)),
     ]
 
     last_flush = [0.0]
@@ -247,6 +271,8 @@ def _page(lab: Lab):
         with pn.io.hold():
             f = lab.take_frame()
             if f is not None:
+                if loading.visible:                 # the first frame: the particles are there
+                    loading.visible = False
                 if f.scene.build != views.scene_build:
                     show_meters(f.scene.meters)
                 views.update(f)
@@ -271,6 +297,10 @@ def _page(lab: Lab):
                                          sidebar=[pn.Column(*sidebar, sizing_mode="stretch_width")],
                                          main=[pn.Column(*main, sizing_mode="stretch_width")],
                                          sidebar_width=SIDEBAR_WIDTH, header_background=ACCENT,
+                                         meta_viewport="width=device-width, initial-scale=1",
                                          busy_indicator=None)   # it would restyle the header every frame
+    page.config.raw_css.append(PHONE_CSS)
+    if doc is not None:                     # served (not when a test builds the page headless)
+        doc.js_on_event("document_ready", CustomJS(code=PHONE_JS))
     page.lab = lab          # for tests and benchmarks that drive a served page in-process
     return page

@@ -17,6 +17,7 @@ from bokeh.plotting import figure
 from .frames import Frame, Scene
 
 ROLLOVER = 3000
+PARTICLES_PX = 470             # the particle view's width, px
 SERIES_FRAME = (270, 140)      # plot area of each time-series figure, px
 PARTICLE = "#7b2cbf"
 TARGET = "#1b9e4b"
@@ -191,8 +192,11 @@ class Views:
         self._images_fig()
 
     def _particles_fig(self):
-        f = _fig("Particles", width=540, height=540, x_range=Range1d(-3, 3), y_range=Range1d(-3, 3),
-                 match_aspect=True)
+        # scales with the screen (a phone), at most PARTICLES_PX wide: with its toolbar and colour bar
+        # it then fits a 1280×720 laptop's first screen under the header and transport
+        f = _fig("Particles: starting the simulation…", width=PARTICLES_PX, height=PARTICLES_PX + 60,
+                 sizing_mode="scale_width", max_width=PARTICLES_PX, min_width=260, x_range=Range1d(-3, 3),
+                 y_range=Range1d(-3, 3), match_aspect=True, css_classes=["particle-plot"])
         self.field_mapper = LinearColorMapper(palette=FIELD_PALETTE, low=-1, high=1)
         self.field = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "x": [-3], "y": [-3], "dw": [6],
                                        "dh": [6]}, name="field")
@@ -242,7 +246,8 @@ class Views:
             self.meter_figs[name] = f
 
     def _spectrum_fig(self):
-        f = _fig("Kernel spectrum Θ", tools="save", width=540, height=260, y_axis_type="log", x_range=Range1d(0, 3),
+        f = _fig("Kernel spectrum Θ", tools="save", width=540, height=260, sizing_mode="scale_width", max_width=540,
+                 min_width=300, y_axis_type="log", x_range=Range1d(0, 3),
                  y_range=Range1d(0.1, 10))
         self.spectrum = ColumnDataSource({"x": [], "top": [], "bottom": [], "label": []}, name="spectrum")
         f.segment("x", "bottom", "x", "top", source=self.spectrum, color="#444444", line_width=2)
