@@ -208,7 +208,8 @@ def test_a_drawn_set_round_trips_through_the_share_link():
 
 @pytest.mark.parametrize("bad", ["!!!!", "AAAA", "x" * 7000,
                                  "eNpjYGBgAAAABAAB",                     # valid zlib, no header
-                                 "eJxjZGRgYmRgYGBgQAACAAZYAAQ"])         # truncated
+                                 "eJxjZGRgYmRgYGBgQAACAAZYAAQ"],         # truncated
+                         ids=["not-base64", "not-zlib", "too-long", "no-header", "truncated"])
 def test_bad_points_in_a_link_are_one_message_and_the_preset_target(bad):
     lab = Lab()
     errors = lab.apply_query({"points": bad, "preset": "collapse"})
