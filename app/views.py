@@ -9,8 +9,8 @@ particles: both keep the per-frame cost flat.
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import (ColorBar, ColumnDataSource, Label, LabelSet, LinearColorMapper, PointDrawTool,
-                          Range1d, Span)
+from bokeh.models import (Arrow, ColorBar, ColumnDataSource, Label, LabelSet, LinearColorMapper, PointDrawTool,
+                          Range1d, Span, VeeHead)
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
 
@@ -211,7 +211,10 @@ class Views:
         f.circle("x", "y", radius="r", source=self.modes, fill_alpha=0, line_color=TARGET, line_dash="dashed",
                  line_alpha=0.8)
         self.arrows = ColumnDataSource({"x0": [], "y0": [], "x1": [], "y1": []}, name="arrows")
-        f.segment("x0", "y0", "x1", "y1", source=self.arrows, color="#333333", line_width=1.2, alpha=0.8)
+        # heads on the particle's end + F: which way each particle is pushed (towards green)
+        f.add_layout(Arrow(source=self.arrows, x_start="x0", y_start="y0", x_end="x1", y_end="y1",
+                           line_color="#333333", line_width=1.2, line_alpha=0.8,
+                           end=VeeHead(size=6, line_color="#333333", fill_color="#333333", line_width=1)))
         self.particles = ColumnDataSource({"x": np.zeros(0, np.float32), "y": np.zeros(0, np.float32)},
                                           name="particles")
         f.scatter("x", "y", source=self.particles, size=4.5, fill_color=PARTICLE, line_color=None, alpha=0.9)

@@ -27,7 +27,7 @@ def test_particles_and_transport_are_in_the_first_screen(browser, lab_url, tmp_p
                                   is_mobile=size == "phone", has_touch=size == "phone")
     page = context.new_page()
     try:
-        open_lab(page, lab_url)
+        errors, _ = open_lab(page, lab_url)
         assert page.locator('meta[name="viewport"]').count() == 1
         plot = page.locator(".particle-plot").first
         wait_until(lambda: plot.bounding_box(), 10, 0.1, "the particle plot laid out")
@@ -48,6 +48,9 @@ def test_particles_and_transport_are_in_the_first_screen(browser, lab_url, tmp_p
             wait_until(lambda: preset.is_visible(), 10, 0.1, "the sidebar opened from the menu button")
         else:
             assert preset.is_visible()
+            page.locator(".toggle-arrows input").first.click()     # the force arrows draw without an error
+            page.wait_for_timeout(1500)
+        assert errors == []
     finally:
         context.close()
 
