@@ -18,7 +18,7 @@ from dynamics.targets import check_points
 
 KEY = "points"                 # the URL parameter
 LINK_CHARS_MAX = 6000          # encoded points; the whole address then stays under the 8 KB request
-                               # line that common servers and proxies accept (~550 points in 2-D)
+                               # line that common servers and proxies accept (about 600 points in 2-D)
 VERSION = 1
 HEADER = struct.Struct("<BBI")
 DIM_MAX = 255

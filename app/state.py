@@ -265,7 +265,9 @@ class Lab(Knobs):
         """Your own points as link text, when they are the target and small enough."""
         if self.target_kind != "file" or self.custom is None:
             return None
-        return linkdata.encode(self.custom[0])
+        if getattr(self, "_link_cache", (None,))[0] is not self.custom:     # encode once per point set
+            self._link_cache = (self.custom, linkdata.encode(self.custom[0]))
+        return self._link_cache[1]
 
     def link_note(self) -> str:
         """What the link leaves out ('' when it holds the whole set-up)."""
