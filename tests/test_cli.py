@@ -67,7 +67,7 @@ def test_presets_lists_the_defaults(capsys):
     (["run", "--out", "/nonexistent-dir/x.nc", "--steps", "1"], "--out: folder /nonexistent-dir does not exist"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
-    (["run", "--config", "."], "--config: cannot read . (Is a directory)"),
+    (["run", "--config", "."], "--config: . is a directory; allowed a JSON file of dotted keys"),
     (["run", "--out", "/proc/x.nc", "--steps", "1"], "--out: cannot write /proc/x.nc; allowed a writable .nc path"),
     (["serve", "--port", "70000"], "--port: 70000 is not allowed; allowed 0 (any free port) to 65535"),
 ])
@@ -121,3 +121,78 @@ def test_version_and_the_experiment_names_in_help(capsys):
     for name in ("collapse-phase", "critical-damping", "kernel-universality", "separation", "ipm-vs-kl",
                  "ct-balance", "double-descent"):
         assert name in text
+
+
+def test_integral_floats_are_integers_and_fractions_are_refused(tmp_path, capsys):
+    """Decided: an int knob takes a number written as a float when it is exactly integral
+    (JSON 1e2, --set particles=1e2 -> 100); 1.5 or 1e-3 is refused in one line."""
+    f = tmp_path / "c.json"
+    f.write_text('{"particles": 1e2, "steps": 2}')
+    assert main(["run", "--config", str(f), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["particles"] == 100
+    assert main(["run", "--set", "particles=1e2", "--steps", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["particles"] == 100
+    f.write_text('{"particles": 1.5}')
+    assert main(["run", "--config", str(f)]) == 2
+    assert "particles: 1.5 is not an integer" in capsys.readouterr().err
+
+
+def test_empty_batch_is_a_config_error():
+    from dynamics.engine import build
+    from dynamics.knobs import ConfigError
+    with pytest.raises(ConfigError, match="members: the batch is empty"):
+        build({"steps": 1}).init([])
+
+
+@pytest.mark.parametrize("err", ["oom", "cpu", "memory"])
+def test_an_allocation_that_fails_is_one_line_naming_the_knobs(monkeypatch, capsys, err):
+    import torch
+
+    import dynamics.run
+    raised = {"oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB"),
+              "cpu": RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: "
+                                  "you tried to allocate 80000000000 bytes.\nmore"),
+              "memory": MemoryError()}[err]
+
+    def simulate(*a, **k):
+        raise raised
+    monkeypatch.setattr(dynamics.run, "simulate", simulate)
+    assert main(["run", "--set", "disc.width=2000", "--set", "disc.depth=3"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "out of memory" in lines[0] and "disc.width = 2000" in lines[0], lines
+
+
+def test_a_long_run_says_how_long_it_will_take(monkeypatch, capsys):
+    import dynamics.run
+    monkeypatch.setattr(dynamics.run, "LONG_S", 0.0)
+    assert main(["run", "--steps", "30"]) == 0
+    err = capsys.readouterr().err
+    assert "effgan run: about " in err and "for 30 steps" in err and "s a step" in err
+    assert "of 30 steps, about" in err                  # off a terminal: a line at every tenth
+    monkeypatch.setattr(dynamics.run, "LONG_S", 1e9)
+    assert main(["run", "--steps", "5"]) == 0            # a short run stays quiet
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_draws_a_bar_on_a_terminal_and_warns_of_a_slow_first_step():
+    import io
+    import threading
+    import time
+
+    from dynamics.run import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    out = Terminal()
+    p = Progress(100, "effgan run", stream=out, long_s=0.05)
+    p(0)
+    deadline = time.monotonic() + 60
+    while "the first of 100 steps is taking over" not in out.getvalue() and time.monotonic() < deadline:
+        threading.Event().wait(0.02)                    # the timer thread says so while the step runs
+    for i in range(1, 101):
+        p(i)
+    p.close()
+    text = out.getvalue()
+    assert "the first of 100 steps is taking over" in text and "effgan run: about" in text
+    assert "100/100" in text                            # tqdm's bar reached the end
