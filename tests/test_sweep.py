@@ -122,6 +122,20 @@ BAD = {
     "no-quick": ('[axes]\n"kernel.ratio" = [0.1]\n', "--quick: the spec has no [quick] table"),
     "bad-base": ('base = "ringg8"\n[axes]\n"kernel.ratio" = [0.1]\n', "base: unknown preset 'ringg8'; allowed"),
     "escaping-name": ('name = "../../evil"\n[axes]\n"kernel.ratio" = [0.1]\n', "name: '../../evil' is not allowed"),
+    # sizes are refused before anything is allocated, with the count and the limit
+    "huge-range": ('[axes]\n"kernel.ratio" = {lin = [0.0, 1.0, 1000000000]}\n',
+                   "axes.kernel.ratio: lin with num = 1000000000 is too many points; allowed num <= 250000"),
+    "huge-seeds": ('seeds = 1000000000\n[axes]\n"kernel.ratio" = [0.1]\n', "seeds: 1000000000 seeds is too many"),
+    "huge-grid": ('seeds = 1000\n[axes]\n"kernel.ratio" = {lin = [0.0, 1.0, 1000]}\n',
+                  "axes: 1000000 grid points (1000 kernel.ratio x 1000 seeds) is too many; allowed up to 250000"),
+    # a figure is written into --out, never beside or above it
+    "figure-escapes": ('[axes]\n"kernel.ratio" = [0.1]\n[[figure]]\nfile = "../../x.png"\n',
+                       "figure[0].file: '../../x.png' is not a plain file name"),
+    "figure-absolute": ('[axes]\n"kernel.ratio" = [0.1]\n[[figure]]\nfile = "/x.png"\n',
+                        "figure[0].file: '/x.png' is not a plain file name"),
+    # a broken [quick] table is refused on every run, not only under --quick
+    "bad-quick-table": ('[axes]\n"kernel.ratio" = [0.1]\n[quick]\n[quick.axes]\n"kernel.ratio" = [2.0]\n',
+                        "quick.axes.kernel.ratio: 2.0 is out of range"),
 }
 
 

@@ -54,6 +54,9 @@ DEFAULT_METRICS = ("modes_covered", "mode_entropy", "high_quality_fraction", "sp
                    "modes_visited", "convergence_step")
 ALWAYS = ("diverged", "diverged_step")       # a diverged point is data, never an error
 SPECTRUM = "spectrum"
+# The plan keeps one member dict per grid point (~0.2 kB) and the store one entry per point and
+# metric: 250 000 points are ~60 MB of plan and days of CPU time; more is a typo, not a sweep.
+MAX_POINTS = 250_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +149,7 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     config = resolve(*layers)
 
     seeds = _seeds(raw.get("seeds", [config["seed"]]))
+    _check_points(axes, seeds)
     metrics = _names(raw.get("metrics", list(DEFAULT_METRICS)), "metrics", final=True)
     metrics = tuple(dict.fromkeys(metrics + ALWAYS))
     series = _names(raw.get("series", []), "series", final=False)
@@ -157,9 +161,21 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):       # it names a folder under runs/
         raise ConfigError(f"name: {name!r} is not allowed; allowed letters, digits, '.', '_' and '-', "
                           "starting with a letter or digit")
-    return Spec(name=name, doc=_str(raw.get("doc", ""), "doc"), config=config,
+    spec = Spec(name=name, doc=_str(raw.get("doc", ""), "doc"), config=config,
                 axes=axes, seeds=seeds, metrics=metrics, series=series, chunk=chunk, figures=figures,
                 source=text, quick=quick)
+    if not quick and "quick" in raw:
+        _check_quick(text, name, root)
+    return spec
+
+
+def _check_quick(text: str, name: str, root: Path) -> None:
+    """A [quick] table is checked with every run, not only when --quick finds it broken."""
+    try:
+        parse_spec(text, name, root, quick=True)
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(("quick", "--quick")) else f"quick.{msg}") from None
 
 
 def parse_axis(key: str, value: Any) -> Axis:
@@ -193,6 +209,16 @@ def parse_axis(key: str, value: Any) -> Axis:
     return Axis(key, values, scale)
 
 
+def _check_points(axes, seeds) -> None:
+    n = len(seeds)
+    for a in axes:
+        n *= len(a.values)
+    if n > MAX_POINTS:
+        sizes = " x ".join(f"{len(a.values)} {a.key}" for a in axes)
+        raise ConfigError(f"axes: {n} grid points ({sizes} x {len(seeds)} seeds) is too many; allowed up to "
+                          f"{MAX_POINTS} points per sweep")
+
+
 def sweepable() -> list[str]:
     return [k.name for k in KNOBS.values() if k.role != "run" and k.name not in NOT_AXES]
 
@@ -217,6 +243,8 @@ def _range(field, scale, arg, kind, allowed) -> list:
     if not float(num).is_integer() or num < 1:
         raise ConfigError(f"{field}: empty range ({scale} with num = {num}); allowed {allowed}")
     num = int(num)
+    if num > MAX_POINTS:                              # before linspace allocates them
+        raise ConfigError(f"{field}: {scale} with num = {num} is too many points; allowed num <= {MAX_POINTS}")
     if scale == "log":
         if start <= 0 or stop <= 0:
             raise ConfigError(f"{field}: log range [{start}, {stop}] is not positive; allowed start, stop > 0")
@@ -265,6 +293,8 @@ def _seeds(v) -> tuple[int, ...]:
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 1:
             raise ConfigError(f"seeds: {v} is not a count >= 1; allowed a count or a non-empty list of integers")
+        if v > MAX_POINTS:
+            raise ConfigError(f"seeds: {v} seeds is too many; allowed a count up to {MAX_POINTS}")
         v = list(range(1, v + 1))
     if not isinstance(v, list) or not v:
         raise ConfigError(f"seeds: {v!r} is empty or not a list; allowed a count or a non-empty list of integers")
@@ -295,6 +325,10 @@ def _figure(f, i) -> dict:
     _table(f, f"figure[{i}]")
     if "file" not in f or not isinstance(f["file"], str):
         raise ConfigError(f"figure[{i}].file: missing; allowed a file name ending in .png, .svg or .pdf")
+    file = f["file"]
+    if Path(file).name != file or file in ("", ".", "..") or "\\" in file or "\0" in file:
+        raise ConfigError(f"figure[{i}].file: {file[:80]!r} is not a plain file name; allowed a file name "
+                          "(no folders) ending in .png, .svg or .pdf, written into --out")
     return dict(f)
 
 
