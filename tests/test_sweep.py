@@ -444,6 +444,16 @@ def test_example_specs_parse_and_plan(path):
         assert sum(c.size for c in plan.chunks) == plan.points
 
 
+def test_a_packaged_spec_is_found_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)                                               # no assets/ here, as after pip install
+    # the spec is found and parsed: the run stops only at the bad --workers value
+    assert sweep("collapse-phase", "--quick", "--out", tmp_path / "o", "--workers", 0) == 2
+    assert "--workers: 0 is not allowed" in capsys.readouterr().err
+    assert sweep("collapse-phasee") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "neither a file nor a packaged sweep spec; allowed" in err and "collapse-phase" in err
+
+
 def test_dynamics_never_loads_the_plotting_stack():
     code = ("import sys, dynamics.gallery, dynamics.sweep.cli, dynamics.sweep.execute; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('holoviews', 'panel', 'bokeh', 'matplotlib')]; "
