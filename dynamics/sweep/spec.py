@@ -134,10 +134,13 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     for key, value in fixed.items():
         if key not in KNOBS:
             raise ConfigError(f"set.{key}: unknown key; allowed keys: {', '.join(KNOBS)}")
-        fixed[key] = KNOBS[key].coerce(value)
+        fixed[key] = _coerce(KNOBS[key], value, key, table="set")
     for field, key in (("steps", "steps"), ("record_every", "record.every")):
         if field in raw:
-            fixed[key] = KNOBS[key].coerce(raw[field])
+            try:
+                fixed[key] = KNOBS[key].coerce(raw[field])
+            except ConfigError as e:                   # name the spec's field, not the knob it sets
+                raise ConfigError(f"{field}: {str(e).split(': ', 1)[-1]}") from None
     layers.append(fixed)
     layers.append({"record.snapshots": 0})          # sweeps keep metrics, not particle clouds
 
@@ -154,8 +157,9 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     metrics = tuple(dict.fromkeys(metrics + ALWAYS))
     series = _names(raw.get("series", []), "series", final=False)
     chunk = raw.get("chunk")
-    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
-        raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer >= 1 (members per batch)")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= MAX_POINTS):
+        raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer in [1, {MAX_POINTS}] (members per "
+                          "batch)")
     figures = tuple(_figure(f, i) for i, f in enumerate(_list(raw.get("figure", []), "figure")))
     name = _str(raw.get("name", name), "name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):       # it names a folder under runs/
@@ -256,11 +260,11 @@ def _range(field, scale, arg, kind, allowed) -> list:
     return [float(f"{v:.12g}") for v in vals]     # 0.05, not linspace's 0.049999999999999996
 
 
-def _coerce(knob, v, field):
+def _coerce(knob, v, field, table="axes"):
     try:
         return knob.coerce(v)
     except ConfigError as e:
-        raise ConfigError(f"axes.{e}") from None
+        raise ConfigError(f"{table}.{e}") from None
 
 
 def _is_range(v) -> bool:
