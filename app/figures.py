@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.knobs import KNOBS, ConfigError
+from dynamics.knobs import KNOBS, ConfigError, resolve
 from dynamics.sweep import theory
 from dynamics.sweep.store import open_results
 
@@ -615,9 +615,11 @@ def _fmt(v) -> str:
 
 
 def _config(ds):
+    """The run's config read back from the file, checked against the knobs (a crafted or
+    foreign `config` attribute means no theory overlay, not a traceback)."""
     try:
-        return json.loads(ds.attrs["config"])
-    except (KeyError, ValueError):
+        return resolve(json.loads(ds.attrs["config"]))
+    except (KeyError, TypeError, ValueError, AttributeError):     # ConfigError is a ValueError
         return None
 
 

@@ -137,6 +137,7 @@ def main_reproduce(args) -> int:
         for e in companion.values():
             doc = " ".join(e.doc.split())
             print(f"{e.name:<20} {doc[:100]}{'…' if len(doc) > 100 else ''}")
+            print(f"{'':<20} after {e.citation}")
         return 0
     if args.name in companion:
         from .sweep.cli import DEFAULT_ROOT

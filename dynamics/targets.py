@@ -162,6 +162,8 @@ def _point_set(kind: str, pts: np.ndarray, cfg, labels=None, image_shape=None) -
 
 
 CSV_ALLOWED = "allowed numbers only, one point per row, comma- or semicolon-separated, an optional header row"
+NPY_ALLOWED = "allowed a numeric .npy array of real integers or floats (numpy.save), one point per row"
+MAX_FILE_MB = 64        # a point file becomes a (n, d) float64 tensor plus a capture-radius pass
 
 
 def load_points(path: str, data: bytes | None = None) -> np.ndarray:
@@ -172,14 +174,18 @@ def load_points(path: str, data: bytes | None = None) -> np.ndarray:
     p = Path(path)
     if data is None:
         if not p.is_file():
-            raise ConfigError(f"target.file: {path!r} does not exist; allowed a path to a .csv or .npy file")
+            why = "is not a regular file" if p.exists() else "does not exist"
+            raise ConfigError(f"target.file: {path!r} {why}; allowed a path to a .csv or .npy file")
+        _check_size(p.stat().st_size, p.name)
         data = p.read_bytes()
+    _check_size(len(data), p.name)
     if p.suffix.lower() == ".npy":
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as e:  # noqa: BLE001 - numpy raises several kinds for a bad header
-            raise ConfigError(f"target.file: cannot read {p.name} ({type(e).__name__}); allowed a numeric "
-                              ".npy array (numpy.save), one point per row") from None
+            raise ConfigError(f"target.file: cannot read {p.name} ({type(e).__name__}); {NPY_ALLOWED}") from None
+        if arr.dtype.kind not in "iuf":           # complex, dates, strings and records are no points
+            raise ConfigError(f"target.file: {p.name} holds {arr.dtype.name or arr.dtype.str} values; {NPY_ALLOWED}")
     else:
         try:
             text = data.decode("utf-8")
@@ -192,11 +198,11 @@ def load_points(path: str, data: bytes | None = None) -> np.ndarray:
 def parse_csv(text: str, name: str = "points") -> np.ndarray:
     """(n, d) floats from CSV text; ConfigError on target.file naming the first bad row."""
     rows = [(i, r) for i, r in enumerate(text.splitlines(), 1) if r.strip()]
-    if rows and any(ch.isalpha() for ch in rows[0][1].replace("e", "").replace("E", "")):
-        rows = rows[1:]                                        # header
+    if rows and not all(_is_float(c) for c in _cells(rows[0][1])):
+        rows = rows[1:]                   # a header: a first row that is not all numbers (nan, inf are numbers)
     out: list[list[float]] = []
     for i, row in rows:
-        cells = [c.strip() for c in row.replace(";", ",").split(",") if c.strip()]
+        cells = _cells(row)
         try:
             out.append([float(c) for c in cells])
         except ValueError:
@@ -206,6 +212,15 @@ def parse_csv(text: str, name: str = "points") -> np.ndarray:
             raise ConfigError(f"target.file: cannot read {name}, row {i} has {len(out[-1])} values where the first "
                               f"row has {len(out[0])}; {CSV_ALLOWED}, the same count in every row")
     return np.array(out, dtype=np.float64).reshape(len(out), len(out[0]) if out else 0)
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.replace(";", ",").split(",") if c.strip()]
+
+
+def _check_size(n: int, name: str) -> None:
+    if n > MAX_FILE_MB * 2**20:
+        raise ConfigError(f"target.file: {name} is {n / 2**20:.0f} MB; allowed files up to {MAX_FILE_MB} MB")
 
 
 def _is_float(s: str) -> bool:
@@ -222,8 +237,10 @@ def check_points(arr, name: str = "points") -> np.ndarray:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ConfigError(f"target.file: {name} has shape {arr.shape}; allowed a 2-D table, one point per row")
-    if not np.isfinite(arr).all():
-        raise ConfigError(f"target.file: {name} contains non-finite values; allowed finite numbers only")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise ConfigError(f"target.file: {name} contains non-finite values (point {int(bad.argmax()) + 1} of "
+                          f"{len(arr)}); allowed finite numbers only")
     return arr
 
 

@@ -217,3 +217,20 @@ def test_reproduce_companion_cli_honours_no_figures_and_refuses_what_it_cannot_d
         assert err.count("\n") == 1 and err.startswith(f"effgan reproduce: error: {field}: double-descent runs"), err
     assert main(["reproduce", "double-descent", "--quick", "--out", str(out)]) == 2
     assert "already holds results; allowed a new folder" in capsys.readouterr().err
+
+
+def test_the_companion_papers_are_cited_where_a_user_reads_about_them(capsys):
+    """`reproduce --list` and the presets' texts name authors, title and year, never "paper A".."D"."""
+    import re
+
+    from dynamics import presets
+    from dynamics.companion import CITATIONS
+    from dynamics.cli import main
+    assert main(["reproduce", "--list"]) == 0
+    listed = capsys.readouterr().out
+    for key in "ABCD":
+        assert CITATIONS[key] in listed
+        assert re.search(r"\b(19|20)\d\d\b", CITATIONS[key]) and '"' in CITATIONS[key]      # a year and a title
+    texts = [listed] + [presets.describe(n) for n in presets.names()] + [e.doc for e in EXPERIMENTS.values()]
+    for text in texts:
+        assert not re.search(r"\bpaper [A-D]\b", text, re.IGNORECASE), text[:120]

@@ -122,6 +122,20 @@ BAD = {
     "no-quick": ('[axes]\n"kernel.ratio" = [0.1]\n', "--quick: the spec has no [quick] table"),
     "bad-base": ('base = "ringg8"\n[axes]\n"kernel.ratio" = [0.1]\n', "base: unknown preset 'ringg8'; allowed"),
     "escaping-name": ('name = "../../evil"\n[axes]\n"kernel.ratio" = [0.1]\n', "name: '../../evil' is not allowed"),
+    # sizes are refused before anything is allocated, with the count and the limit
+    "huge-range": ('[axes]\n"kernel.ratio" = {lin = [0.0, 1.0, 1000000000]}\n',
+                   "axes.kernel.ratio: lin with num = 1000000000 is too many points; allowed num <= 250000"),
+    "huge-seeds": ('seeds = 1000000000\n[axes]\n"kernel.ratio" = [0.1]\n', "seeds: 1000000000 seeds is too many"),
+    "huge-grid": ('seeds = 1000\n[axes]\n"kernel.ratio" = {lin = [0.0, 1.0, 1000]}\n',
+                  "axes: 1000000 grid points (1000 kernel.ratio x 1000 seeds) is too many; allowed up to 250000"),
+    # a figure is written into --out, never beside or above it
+    "figure-escapes": ('[axes]\n"kernel.ratio" = [0.1]\n[[figure]]\nfile = "../../x.png"\n',
+                       "figure[0].file: '../../x.png' is not a plain file name"),
+    "figure-absolute": ('[axes]\n"kernel.ratio" = [0.1]\n[[figure]]\nfile = "/x.png"\n',
+                        "figure[0].file: '/x.png' is not a plain file name"),
+    # a broken [quick] table is refused on every run, not only under --quick
+    "bad-quick-table": ('[axes]\n"kernel.ratio" = [0.1]\n[quick]\n[quick.axes]\n"kernel.ratio" = [2.0]\n',
+                        "quick.axes.kernel.ratio: 2.0 is out of range"),
 }
 
 
@@ -263,6 +277,80 @@ def test_killed_sweep_resumes_with_only_missing_chunks_bit_identical(tiny, tmp_p
     assert_same(open_results(ref_out), resumed)                               # == an uninterrupted run
 
 
+def test_a_template_cut_short_by_a_kill_is_replaced_by_a_rerun_or_resume(tmp_path, capsys, monkeypatch):
+    """A kill while the Zarr template is written (simulated: the write stops before `done` and
+    the run is interrupted) must not leave a folder that a plain rerun refuses or that --resume
+    crashes on: the template is written aside and renamed, so both start over."""
+    spec = write_spec(tmp_path / "tiny.toml", steps=20)
+    ref = tmp_path / "ref"
+    assert sweep(spec, "--out", ref, "--workers", 1) == 0
+    real = xr.Dataset.to_zarr
+
+    def killed(ds, path, **kw):
+        if kw.get("compute") is False:                                        # the template
+            real(ds.drop_vars("done"), path, **kw)
+            raise KeyboardInterrupt
+        return real(ds, path, **kw)
+    for how in ([], ["--resume"]):
+        out = tmp_path / f"cut{len(how)}"
+        with monkeypatch.context() as m:
+            m.setattr(xr.Dataset, "to_zarr", killed)
+            assert sweep(spec, "--out", out, "--workers", 1) == 130
+        capsys.readouterr()
+        assert sweep(spec, "--out", out, "--workers", 1, *how) == 0, capsys.readouterr().err
+        assert not (out / "results.zarr.part").exists()
+        assert_same(open_results(ref), open_results(out))
+
+
+def test_an_incomplete_store_is_refused_on_resume_with_what_to_do(tiny, tmp_path, capsys):
+    import shutil
+    spec, out = tiny
+    cut = tmp_path / "cut"
+    shutil.copytree(out, cut)
+    shutil.rmtree(cut / "results.zarr" / "done")                              # a store left by an older effgan
+    assert sweep(spec, "--out", cut, "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no variable 'done'" in err and "delete it" in err
+
+
+def test_a_damaged_chunk_is_named_by_figure_and_computed_again_by_resume(tiny, tmp_path, capsys):
+    import shutil
+    spec, out = tiny
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    (bad / "results.nc").unlink()
+    (bad / "results.zarr" / "final_spread" / "c" / "0" / "0" / "0" / "0").write_bytes(b"overwritten")
+    assert main(["figure", str(bad), "--kind", "phase", "--metric", "spread", "--select", "lr.disc=0.01",
+                 "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "chunk (0, 0, 0, 0) of 'final_spread' is damaged" in err and "--resume" in err
+    assert sweep(spec, "--out", bad, "--resume", "--workers", 1) == 0
+    captured = capsys.readouterr()
+    assert "1 damaged chunk(s) computed again: chunk 0 (final_spread)" in captured.err
+    assert "computed 1 chunks" in captured.out
+    assert_same(open_results(out), open_results(bad))
+
+
+def test_the_store_is_consolidated_and_records_where_it_ran(tiny):
+    import warnings
+    spec, out = tiny
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                        # no "consolidated metadata" warning
+        ds = xr.open_zarr(out / "results.zarr")
+    assert ds.attrs["devices"] == "cpu" and ds.attrs["device"] == "cpu"      # the consolidated attrs are current
+
+
+def test_an_unreachable_scheduler_leaves_nothing_behind(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    spec = write_spec(tmp_path / "tiny.toml")
+    out = tmp_path / "o"
+    for _ in range(2):                                                        # the retry is not refused either
+        assert sweep(spec, "--out", out, "--scheduler", "tcp://127.0.0.1:1") == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--scheduler: cannot reach tcp://127.0.0.1:1" in err
+        assert not (out / "results.zarr").exists()
+
+
 def _children(pid: int) -> set[int]:
     """PIDs whose parent is pid (Linux /proc)."""
     out = set()
@@ -288,34 +376,50 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, sig):
-    """SIGTERM or SIGKILL to a sweep with 2 worker processes: the workers exit within seconds
-    (they would otherwise idle forever under PID 1), and SIGTERM exits 143 with a resume hint."""
+    """SIGTERM or SIGKILL to a sweep with 2 worker processes: no worker outlives it (they would
+    otherwise idle under PID 1, or finish chunks nobody records). SIGTERM stops the workers
+    before the sweep says "interrupted", keeps the chunks already finished, and exits 143.
+    Every wait is on an event, with generous deadlines (the machine may be loaded)."""
     spec = write_spec(tmp_path / "slow.toml", steps=4000)
-    proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "sweep", str(spec), "--out", str(tmp_path / "o"),
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "sweep", str(spec), "--out", str(out),
                              "--workers", "2", "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
     workers = set()
-    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
-        workers = {w for w in _children(proc.pid) if "spawn" in Path(f"/proc/{w}/cmdline").read_text()}
-        time.sleep(0.1)
-    assert len(workers) == 2, "the sweep did not start its workers"
-    time.sleep(1.0)                                                           # let them pick up chunks
     try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+            workers = {w for w in _children(proc.pid) if "spawn" in Path(f"/proc/{w}/cmdline").read_text()}
+            time.sleep(0.1)
+        assert len(workers) == 2, "the sweep did not start its workers"
+        log = out / "chunks.log"
+        if sig == signal.SIGTERM:                                             # one chunk on disk, others running
+            while time.time() < deadline + 180 and proc.poll() is None and " done: " not in log.read_text():
+                time.sleep(0.05)
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        else:
+            time.sleep(1.0)                                                   # let them pick up chunks
         proc.send_signal(sig)
-        rc = proc.wait(timeout=60)
-        stuck = workers
-        deadline = time.time() + 15
+        if sig == signal.SIGTERM:
+            line = proc.stderr.readline()                                     # blocks until it is printed
+            assert "interrupted (--resume continues it)" in line, line
+            assert not {w for w in workers if _alive(w)}, "workers still ran when the sweep said interrupted"
+        rc = proc.wait(timeout=120)
+        stuck, deadline = workers, time.time() + 60
         while stuck and time.time() < deadline:
             stuck = {w for w in stuck if _alive(w)}
             time.sleep(0.2)
         assert not stuck, f"workers {stuck} outlived the sweep"
     finally:
+        if proc.poll() is None:
+            proc.kill()
         for w in workers:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
     if sig == signal.SIGTERM:
-        assert rc == 128 + signal.SIGTERM and "interrupted (--resume continues it)" in proc.stderr.read()
+        assert rc == 128 + signal.SIGTERM
+        logged = {int(line.split()[1]) for line in log.read_text().splitlines() if " done: " in line}
+        assert logged and logged <= done_chunks(out / "results.zarr", make_plan(load_spec(spec), "cpu"))
     else:
         assert rc == -signal.SIGKILL
 
@@ -327,7 +431,8 @@ def test_dask_cluster_gives_the_numbers_of_a_local_run(tiny, tmp_path):
                                   dashboard_address=":0") as cluster:
         assert sweep(spec, "--out", tmp_path / "dask", "--scheduler", cluster.scheduler_address) == 0
     assert_same(open_results(out), open_results(tmp_path / "dask"))
-    assert open_results(tmp_path / "dask").attrs["devices"] == "cpu"
+    attrs = open_results(tmp_path / "dask").attrs
+    assert attrs["devices"] == "cpu" and attrs["device"] == "cpu" and attrs["device_requested"] == "auto"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "assets" / "sweeps").glob("*.toml")), ids=lambda p: p.stem)
@@ -337,6 +442,16 @@ def test_example_specs_parse_and_plan(path):
         assert spec.name == path.stem and spec.axes and spec.figures
         plan = make_plan(spec, "cpu")
         assert sum(c.size for c in plan.chunks) == plan.points
+
+
+def test_a_packaged_spec_is_found_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)                                               # no assets/ here, as after pip install
+    # the spec is found and parsed: the run stops only at the bad --workers value
+    assert sweep("collapse-phase", "--quick", "--out", tmp_path / "o", "--workers", 0) == 2
+    assert "--workers: 0 is not allowed" in capsys.readouterr().err
+    assert sweep("collapse-phasee") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "neither a file nor a packaged sweep spec; allowed" in err and "collapse-phase" in err
 
 
 def test_dynamics_never_loads_the_plotting_stack():

@@ -18,6 +18,23 @@ import math
 
 from ..knobs import ConfigError
 
+# The papers the code calls A-D (and the one the engine implements), cited wherever a user
+# reads about them: presets' texts, `effgan reproduce --list`, the lab's meter texts.
+CITATIONS = {
+    "main": 'S. Durr, Y. Mroueh, Y. Tu, S. Wang, "Effective Dynamics of Generative Adversarial Networks", '
+            "Phys. Rev. X 13, 041004 (2023), arXiv:2212.04580",
+    "A": 'C. Domingo-Enrich, Y. Mroueh, "Separation Results between Fixed-Kernel and Feature-Learning Probability '
+         'Metrics", NeurIPS 2021, arXiv:2106.05739',
+    "B": 'Y. Bai, T. Ma, A. Risteski, "Approximability of Discriminators Implies Diversity in GANs", ICLR 2019, '
+         "arXiv:1806.10586",
+    "C": 'H. Zheng, M. Zhou, "Exploiting Chain Rule and Bayes\' Theorem to Compare Probability Distributions" '
+         "(conditional transport), NeurIPS 2021, arXiv:2012.14100",
+    "D": 'L. Luzi, Y. Dar, R. Baraniuk, "Double Descent and Other Interpolation Phenomena in GANs", 2021, '
+         "arXiv:2106.04003",
+}
+SHORT = {"main": "Durr et al. 2023", "A": "Domingo-Enrich & Mroueh 2021", "B": "Bai, Ma & Risteski 2019",
+         "C": "Zheng & Zhou 2021", "D": "Luzi, Dar & Baraniuk 2021"}     # for a title or a caption
+
 
 def check_range(field: str, value, ok: bool, allowed: str) -> None:
     """Raise ``ConfigError("<field>: <value> is out of range; allowed <allowed>")`` unless ok
@@ -70,7 +87,7 @@ from .linear_gan import (  # noqa: E402
 )
 
 __all__ = [
-    "check_int", "check_range", "check_real",
+    "CITATIONS", "SHORT", "check_int", "check_range", "check_real",
     "gegenbauer", "harmonic_count", "pair_theory", "sample_sphere", "sample_sphere_pair",
     "sample_stein", "stein_ratio_bound", "stein_score",
     "f1_ipm", "f2_ipm", "f2_ipm_features", "grid_centers", "max_sliced_w1", "mixture_kl",

@@ -41,6 +41,12 @@ class Experiment:
     name: str
     doc: str
     run: Callable[..., dict]
+    paper: str = ""                 # key into CITATIONS
+
+    @property
+    def citation(self) -> str:
+        from . import CITATIONS
+        return CITATIONS[self.paper]
 
 
 # ---------------------------------------------------------------- shared plumbing
@@ -424,16 +430,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         "reaches its null). --quick: finite samples at d = 8 (2 seeds), flow N = 200, 100 steps, "
         "lr.gen = 30, 1 seed: 11-14 s measured. full: all six d x 5 seeds, 64 restarts x 200 "
         "ascent steps, flow N = 1000, 400 steps, lr.gen = 150, 3 seeds: 5.4 min measured (one "
-        "thread, machine load ~4); the F2 critic's N^2 kernels dominate."), run_separation),
+        "thread, machine load ~4); the F2 critic's N^2 kernels dominate."), run_separation, "A"),
     Experiment("ipm-vs-kl", (
-        "Paper B's test IPM (the best ReLU neuron trained on one sample pair, evaluated on a held-out "
+        "The test IPM of Bai, Ma & Risteski (the best ReLU neuron trained on one sample pair, evaluated on a held-out "
         "pair) over generators that drop modes of CT's 8-Gaussian ring (every drop count 0-7: "
         "contiguous, random subsets, the alternating 4-of-8), against KL(p||q) (stratified Monte "
         "Carlo), KL(q||p) and exact W1 (assignment), with Pearson and Spearman correlations "
         "(Spearman ~0.9 for KL and W1); the symmetric 4-of-8 collapse shows the under-detection "
         "of a restricted class (test IPM / W1 ~ 0.1 vs ~0.7 for the contiguous 4). --quick: 22 "
         "generators, n = 500: 6-8 s measured. full: 52 generators, n = 2000, 64 restarts x 200 "
-        "steps: 3.8 min measured (one thread; the exact assignments dominate)."), run_ipm_vs_kl),
+        "steps: 3.8 min measured (one thread; the exact assignments dominate)."), run_ipm_vs_kl, "B"),
     Experiment("ct-balance", (
         "Conditional transport with a fixed navigator (beta = 4) on the 8-Gaussian ring, rho = 0 "
         "(backward: mode seeking), 0.5 (balanced), 1 (forward: mode covering): modes covered, "
@@ -445,7 +451,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         "(ct.max_step = 0) loses the balance: rho = 0.5 stalls at 4-7 modes with quality 0.8-0.85 "
         "(and rho = 1 at N = 256 may miss modes). --quick: N = 128, 800 steps, 2 seeds: 18-22 s "
         "measured. full: N = 256, 3000 steps, 3 seeds (the research table): 3.1 min measured."),
-        run_ct_balance),
+        run_ct_balance, "C"),
     Experiment("double-descent", (
         "Linear GAN (d = 20, n = 50, rank 20): closed-form W2^2 generalisation error against the latent "
         "dimension q for the pseudo-supervised learner (min-norm W = X Z^+) and the metric learner "
@@ -453,5 +459,5 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         "the error peaks at q = n (~2000x the q = 2n value) where kappa diverges, the best "
         "overparameterised error (~2.4) lies near q = 2n, the metric learner is flat (~1.3). "
         "--quick: 18 q values x 20 trials: 6-9 s measured. full: 34 q x 200 trials: 11 s "
-        "measured."), run_double_descent),
+        "measured."), run_double_descent, "D"),
 ]}

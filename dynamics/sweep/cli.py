@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..assets import find_sweep_spec, sweep_specs
 from .execute import Report, run_sweep
 from .spec import Spec, load_spec
 
@@ -11,7 +12,8 @@ DEFAULT_ROOT = Path("runs")
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC", help="TOML sweep spec (examples in assets/sweeps/)")
+    p.add_argument("spec", metavar="SPEC", help="a TOML sweep spec file, or the name of a packaged one ("
+                   + ", ".join(sweep_specs()) + ")")
     add_run_options(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the sweep in --out: compute only the chunks not yet on disk")
@@ -65,7 +67,7 @@ def print_report(report: Report, figures: list[Path]) -> None:
 
 
 def main_sweep(args) -> int:
-    spec = load_spec(args.spec, quick=args.quick)
+    spec = load_spec(find_sweep_spec(args.spec), quick=args.quick)
     report, figures = execute(spec, args, resume=args.resume)
     print_report(report, figures)
     return 0

@@ -46,7 +46,16 @@ def run_sweep(spec: Spec, out: str | Path, *, resume: bool = False, scheduler: s
     if device is not None:
         device = KNOBS["device"].coerce(device)
     dev = _device(device or spec.config["device"], remote=scheduler is not None)
-    out = store.prepare_out(Path(out))
+    client = _connect(scheduler) if scheduler is not None else None     # before any file is made
+    try:
+        return _run(spec, Path(out), resume, client, workers, dev, threads, progress, netcdf, t0)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(spec, out, resume, client, workers, dev, threads, progress, netcdf, t0) -> Report:
+    out = store.prepare_out(out)
     path = out / store.STORE
     if path.exists():
         if not resume:
@@ -59,7 +68,14 @@ def run_sweep(spec: Spec, out: str | Path, *, resume: bool = False, scheduler: s
                               "setting, or a new --out folder")
         plan = make_plan(spec, dev, json.loads(attrs["plan"])["chunk"])
         wants = _wants(spec, plan)
-        finished = store.done_chunks(path, plan)
+        store.check_template(path, plan, wants)
+        redo = store.damaged_chunks(path, plan)
+        for index, name in sorted(redo.items()):
+            store.log_line(out, f"chunk {index} damaged in {name}: computing it again")
+        if redo:
+            print(f"effgan sweep: {len(redo)} damaged chunk(s) computed again: "
+                  + ", ".join(f"chunk {i} ({n})" for i, n in sorted(redo.items())), file=sys.stderr)
+        finished = store.done_chunks(path, plan, redo)
     else:
         plan = make_plan(spec, dev)
         wants = _wants(spec, plan)
@@ -68,7 +84,7 @@ def run_sweep(spec: Spec, out: str | Path, *, resume: bool = False, scheduler: s
     (out / "spec.toml").write_text(spec.source)
 
     pending = [c for c in plan.chunks if c.index not in finished]
-    n_workers, run = _executor(pending, scheduler, workers, dev, threads, spec.config["steps"])
+    n_workers, run = _executor(pending, client, workers, dev, threads, spec.config["steps"])
     store.log_line(out, f"start {time.strftime('%Y-%m-%d %H:%M:%S')}: {len(pending)} of {len(plan.chunks)} chunks "
                         f"to compute on {dev}, workers {n_workers}")
     computed, diverged, devices = [], 0, set()
@@ -94,8 +110,9 @@ def run_sweep(spec: Spec, out: str | Path, *, resume: bool = False, scheduler: s
     if netcdf and complete:
         nc = out / store.NETCDF
         store.export_netcdf(path, nc)
+    ran = ", ".join(sorted(devices)) if devices else dev            # a cluster's "auto" resolved
     return Report(out, path, nc, plan.points, len(plan.chunks), computed, time.perf_counter() - t0, diverged,
-                  dev, n_workers, complete)
+                  ran, n_workers, complete)
 
 
 def _device(name: str, remote: bool) -> str:
@@ -124,14 +141,14 @@ def _check_options(scheduler, workers, threads) -> None:
                           "dask scheduler")
 
 
-def _executor(pending, scheduler, workers, dev, threads, steps):
+def _executor(pending, client, workers, dev, threads, steps):
     """(description, run) for the chosen executor. On a CPU, parallelism comes from worker
     processes with `threads` torch threads each (default 1: a batch's tensors are small, and
     intra-op threads only fight each other on shared cores)."""
     if dev == "cpu":
         threads = threads or 1
-    if scheduler is not None:
-        return f"dask {scheduler}", lambda p, w: _dask(p, w, scheduler, threads)
+    if client is not None:
+        return f"dask {client.scheduler.address}", lambda p, w: _dask(p, w, client, threads)
     if workers is None:
         # a GPU is driven by one process; a sweep without steps is not worth starting processes
         one = dev.startswith("cuda") or steps == 0
@@ -166,29 +183,45 @@ def _processes(pending: list[Chunk], wants: Wants, workers: int, threads) -> Ite
     from concurrent.futures import ProcessPoolExecutor, as_completed
     ex = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),))
+    finished = False
     try:
         futures = {ex.submit(run_chunk, c, wants, threads): c for c in pending}
         for f in as_completed(futures):
             yield futures[f], f.result()
+        finished = True
     finally:
-        ex.shutdown(wait=False, cancel_futures=True)
+        if not finished:            # interrupted: running chunks are lost anyway, do not wait for them
+            _stop_workers(ex)
+        ex.shutdown(wait=finished, cancel_futures=True)
 
 
-def _dask(pending: list[Chunk], wants: Wants, address: str, threads) -> Iterator:
-    from distributed import Client, as_completed
+def _stop_workers(ex) -> None:
+    """Terminate a pool's workers now (shutdown() lets running tasks finish: minutes per chunk)."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:                      # gone before "interrupted" is printed
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+
+
+def _connect(address: str):
+    from distributed import Client
     try:
-        client = Client(address, timeout="10s")
+        return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
         raise ConfigError(f"--scheduler: cannot reach {address} ({type(e).__name__}); allowed tcp://HOST:PORT of a "
                           "running dask scheduler") from None
-    try:
-        futures = [client.submit(run_chunk, c, wants, threads, pure=False) for c in pending]
-        by_key = {f.key: c for f, c in zip(futures, pending)}
-        for f in as_completed(futures):
-            yield by_key[f.key], f.result()
-            f.release()
-    finally:
-        client.close()
+
+
+def _dask(pending: list[Chunk], wants: Wants, client, threads) -> Iterator:
+    from distributed import as_completed
+    futures = [client.submit(run_chunk, c, wants, threads, pure=False) for c in pending]
+    by_key = {f.key: c for f, c in zip(futures, pending)}
+    for f in as_completed(futures):
+        yield by_key[f.key], f.result()
+        f.release()
 
 
 def _bar(total: int, name: str, enabled: bool):

@@ -55,6 +55,9 @@ DEFAULT_METRICS = ("modes_covered", "mode_entropy", "high_quality_fraction", "sp
                    "modes_visited", "convergence_step")
 ALWAYS = ("diverged", "diverged_step")       # a diverged point is data, never an error
 SPECTRUM = "spectrum"
+# The plan keeps one member dict per grid point (~0.2 kB) and the store one entry per point and
+# metric: 250 000 points are ~60 MB of plan and days of CPU time; more is a typo, not a sweep.
+MAX_POINTS = 250_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +135,13 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     for key, value in fixed.items():
         if key not in KNOBS:
             raise ConfigError(f"set.{key}: unknown key; allowed keys: {', '.join(KNOBS)}")
-        fixed[key] = KNOBS[key].coerce(value)
+        fixed[key] = _coerce(KNOBS[key], value, key, table="set")
     for field, key in (("steps", "steps"), ("record_every", "record.every")):
         if field in raw:
-            fixed[key] = KNOBS[key].coerce(raw[field])
+            try:
+                fixed[key] = KNOBS[key].coerce(raw[field])
+            except ConfigError as e:                   # name the spec's field, not the knob it sets
+                raise ConfigError(f"{field}: {str(e).split(': ', 1)[-1]}") from None
     layers.append(fixed)
     layers.append({"record.snapshots": 0})          # sweeps keep metrics, not particle clouds
 
@@ -147,20 +153,34 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     config = resolve(*layers)
 
     seeds = _seeds(raw.get("seeds", [config["seed"]]))
+    _check_points(axes, seeds)
     metrics = _names(raw.get("metrics", list(DEFAULT_METRICS)), "metrics", final=True)
     metrics = tuple(dict.fromkeys(metrics + ALWAYS))
     series = _names(raw.get("series", []), "series", final=False)
     chunk = raw.get("chunk")
-    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
-        raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer >= 1 (members per batch)")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= MAX_POINTS):
+        raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer in [1, {MAX_POINTS}] (members per "
+                          "batch)")
     figures = tuple(_figure(f, i) for i, f in enumerate(_list(raw.get("figure", []), "figure")))
     name = _str(raw.get("name", name), "name")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):       # it names a folder under runs/
         raise ConfigError(f"name: {name!r} is not allowed; allowed letters, digits, '.', '_' and '-', "
                           "starting with a letter or digit")
-    return Spec(name=name, doc=_str(raw.get("doc", ""), "doc"), config=config,
+    spec = Spec(name=name, doc=_str(raw.get("doc", ""), "doc"), config=config,
                 axes=axes, seeds=seeds, metrics=metrics, series=series, chunk=chunk, figures=figures,
                 source=text, quick=quick)
+    if not quick and "quick" in raw:
+        _check_quick(text, name, root)
+    return spec
+
+
+def _check_quick(text: str, name: str, root: Path) -> None:
+    """A [quick] table is checked with every run, not only when --quick finds it broken."""
+    try:
+        parse_spec(text, name, root, quick=True)
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(("quick", "--quick")) else f"quick.{msg}") from None
 
 
 def parse_axis(key: str, value: Any) -> Axis:
@@ -194,6 +214,16 @@ def parse_axis(key: str, value: Any) -> Axis:
     return Axis(key, values, scale)
 
 
+def _check_points(axes, seeds) -> None:
+    n = len(seeds)
+    for a in axes:
+        n *= len(a.values)
+    if n > MAX_POINTS:
+        sizes = " x ".join(f"{len(a.values)} {a.key}" for a in axes)
+        raise ConfigError(f"axes: {n} grid points ({sizes} x {len(seeds)} seeds) is too many; allowed up to "
+                          f"{MAX_POINTS} points per sweep")
+
+
 def sweepable() -> list[str]:
     return [k.name for k in KNOBS.values() if k.role != "run" and k.name not in NOT_AXES]
 
@@ -218,6 +248,8 @@ def _range(field, scale, arg, kind, allowed) -> list:
     if not float(num).is_integer() or num < 1:
         raise ConfigError(f"{field}: empty range ({scale} with num = {num}); allowed {allowed}")
     num = int(num)
+    if num > MAX_POINTS:                              # before linspace allocates them
+        raise ConfigError(f"{field}: {scale} with num = {num} is too many points; allowed num <= {MAX_POINTS}")
     if scale == "log":
         if start <= 0 or stop <= 0:
             raise ConfigError(f"{field}: log range [{start}, {stop}] is not positive; allowed start, stop > 0")
@@ -229,11 +261,11 @@ def _range(field, scale, arg, kind, allowed) -> list:
     return [float(f"{v:.12g}") for v in vals]     # 0.05, not linspace's 0.049999999999999996
 
 
-def _coerce(knob, v, field):
+def _coerce(knob, v, field, table="axes"):
     try:
         return knob.coerce(v)
     except ConfigError as e:
-        raise ConfigError(f"axes.{e}") from None
+        raise ConfigError(f"{table}.{e}") from None
 
 
 def _is_range(v) -> bool:
@@ -266,6 +298,8 @@ def _seeds(v) -> tuple[int, ...]:
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 1:
             raise ConfigError(f"seeds: {v} is not a count >= 1; allowed a count or a non-empty list of integers")
+        if v > MAX_POINTS:
+            raise ConfigError(f"seeds: {v} seeds is too many; allowed a count up to {MAX_POINTS}")
         v = list(range(1, v + 1))
     if not isinstance(v, list) or not v:
         raise ConfigError(f"seeds: {v!r} is empty or not a list; allowed a count or a non-empty list of integers")
@@ -296,6 +330,10 @@ def _figure(f, i) -> dict:
     _table(f, f"figure[{i}]")
     if "file" not in f or not isinstance(f["file"], str):
         raise ConfigError(f"figure[{i}].file: missing; allowed a file name ending in .png, .svg or .pdf")
+    file = f["file"]
+    if Path(file).name != file or file in ("", ".", "..") or "\\" in file or "\0" in file:
+        raise ConfigError(f"figure[{i}].file: {file[:80]!r} is not a plain file name; allowed a file name "
+                          "(no folders) ending in .png, .svg or .pdf, written into --out")
     return dict(f)
 
 

@@ -8,9 +8,12 @@ Layout: dims = the axes (struct first, then hyper) + seed, plus step (time serie
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,8 @@ from .task import META, Wants
 
 STORE = "results.zarr"
 NETCDF = "results.nc"
-ZARR = {"consolidated": False}
+ZARR = {"consolidated": False}      # region writes change no metadata: nothing to consolidate
+READ = {"consolidated": None}       # consolidated metadata where there is some (ours), plain otherwise
 
 
 def versions() -> dict[str, str]:
@@ -91,17 +95,60 @@ def create(path: Path, spec: Spec, plan: Plan, wants: Wants, device: str) -> Non
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j",
     }
-    xr.Dataset(data, coords=coords, attrs=attrs).to_zarr(path, mode="w-", compute=False, **ZARR)
+    attrs["device_requested"] = device
+    # the template is written aside and renamed: a run killed meanwhile leaves only `.part`,
+    # which the next run (plain or --resume) replaces, never a store that cannot be resumed
+    tmp = path.with_name(path.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with _quiet():
+        xr.Dataset(data, coords=coords, attrs=attrs).to_zarr(tmp, mode="w-", compute=False, consolidated=True)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """zarr 3 warns that consolidated metadata is outside its format spec; xarray reads it, and
+    without it `xr.open_zarr` warns on every open."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
+        yield
+
+
+def _open(path: Path, truth: bool = False) -> xr.Dataset:
+    """truth: read each array's own metadata (a resume checks what is there, not the summary)."""
+    with _quiet():
+        return xr.open_zarr(path, **(ZARR if truth else READ))
+
+
+def check_template(path: Path, plan: Plan, wants: Wants) -> None:
+    """A store to resume holds every variable the plan writes, in the plan's shape."""
+    ds = _open(path, truth=True)
+    need = [f"final_{m}" for m in wants.metrics] + list(wants.series) + ["done"]
+    need += ["spectrum", "spectrum_multiplicity"] if wants.spectrum else []
+    for name in need:
+        shape = ds[name].shape[:len(plan.dims)] if name in ds else None
+        if shape != plan.shape:
+            why = "has no variable" if shape is None else f"has shape {shape} (the spec needs {plan.shape}) for"
+            raise ConfigError(f"--resume: {path} {why} {name!r}, it is not this sweep's store; allowed a store "
+                              "written by effgan sweep with this spec (delete it, or use a new --out folder)")
 
 
 def stored_attrs(path: Path) -> dict:
     try:
-        attrs = dict(xr.open_zarr(path, **ZARR).attrs)
+        attrs = dict(_open(path, truth=True).attrs)
     except Exception as e:  # noqa: BLE001 - e.g. killed while the template was written
         raise ConfigError(f"--resume: {path} is not a readable sweep store ({type(e).__name__}); allowed a folder "
                           "written by effgan sweep (delete it to start again)") from None
-    if "fingerprint" not in attrs or "plan" not in attrs:
-        raise ConfigError(f"--resume: {path} is not a sweep store; allowed a folder written by effgan sweep")
+    try:
+        chunk = json.loads(attrs["plan"])["chunk"]
+        ok = isinstance(attrs["fingerprint"], str) and isinstance(chunk, int) and not isinstance(chunk, bool) \
+            and chunk >= 1
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"--resume: {path} is not a sweep store (its fingerprint or plan attribute is missing or "
+                          "damaged); allowed a folder written by effgan sweep")
     return attrs
 
 
@@ -124,12 +171,59 @@ def note_devices(path: Path, devices: set[str]) -> None:
     import zarr
     group = zarr.open_group(str(path), mode="r+")
     before = {d for d in str(group.attrs.get("devices", "")).split(", ") if d}
-    group.attrs.update({"devices": ", ".join(sorted(before | devices))})
+    ran = ", ".join(sorted(before | devices))
+    group.attrs.update({"devices": ran, "device": ran})     # where they ran, not "auto"
+    with _quiet():
+        zarr.consolidate_metadata(str(path))
 
 
-def done_chunks(path: Path, plan: Plan) -> set[int]:
-    done = xr.open_zarr(path, **ZARR)["done"].values
-    return {c.index for c in plan.chunks if done[tuple(slice(a, b) for a, b in c.region)].all()}
+def damaged(path: Path) -> dict[str, list[tuple[int, ...]]]:
+    """Variable -> indices of its Zarr chunks that cannot be decoded (a truncated or overwritten
+    chunk file). Each variable is read whole; only a failing one is read chunk by chunk."""
+    import zarr
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    out = {}
+    for name, arr in group.arrays():
+        try:
+            arr[...]
+        except Exception:  # noqa: BLE001 - codecs raise their own kinds for bad bytes
+            out[name] = [idx for idx in np.ndindex(*arr.cdata_shape) if not _readable(arr, idx)]
+    return out
+
+
+def _readable(arr, idx) -> bool:
+    try:
+        arr.blocks[idx]
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def damaged_chunks(path: Path, plan: Plan) -> dict[int, str]:
+    """Plan chunk index -> the variable in which it is damaged; damaged coordinates cannot be
+    computed again and are refused."""
+    start = {tuple(a for a, _ in c.region): c.index for c in plan.chunks}
+    out = {}
+    for name, blocks in damaged(path).items():
+        if name in plan.dims or name in ("step", "eig"):
+            raise ConfigError(f"--resume: {path}: coordinate {name!r} is damaged (chunk {blocks[0]}); allowed an "
+                              "intact store (start again in a new --out folder)")
+        for idx in blocks:
+            key = tuple(i * n for i, n in zip(idx, plan.chunk_shape))
+            out.setdefault(start.get(key, -1), name)
+    out.pop(-1, None)
+    return out
+
+
+def done_chunks(path: Path, plan: Plan, redo: dict[int, str] | None = None) -> set[int]:
+    """Chunks whose `done` flags are all set and which are not damaged (`redo`)."""
+    redo = damaged_chunks(path, plan) if redo is None else redo
+    done = _open(path, truth=True)["done"]
+    finished = set()
+    for c in plan.chunks:
+        if c.index not in redo and bool(done[tuple(slice(a, b) for a, b in c.region)].values.all()):
+            finished.add(c.index)
+    return finished
 
 
 def resolve_results(path: str | Path) -> Path:
@@ -149,21 +243,40 @@ def open_results(path: str | Path, mask: bool = True) -> xr.Dataset:
     computed are NaN when `mask`."""
     p = resolve_results(path)
     try:
-        ds = (xr.open_zarr(p, **ZARR) if p.suffix == ".zarr" else xr.open_dataset(p, engine="h5netcdf")).load()
+        ds = (_open(p) if p.suffix == ".zarr" else xr.open_dataset(p, engine="h5netcdf")).load()
     except Exception as e:  # noqa: BLE001 - any read failure is a user-facing one-liner
-        raise ConfigError(f"RESULTS: cannot read {p} ({type(e).__name__}); allowed results written by "
-                          "effgan sweep or effgan run") from None
+        where, hint = "", ""
+        if p.suffix == ".zarr":
+            with contextlib.suppress(Exception):
+                name, blocks = next(iter(damaged(p).items()))
+                where = f": chunk {blocks[0]} of {name!r} is damaged"
+                hint = " (effgan sweep SPEC --out DIR --resume computes damaged chunks again)"
+        raise ConfigError(f"RESULTS: cannot read {p}{where} ({type(e).__name__}); allowed results written by "
+                          f"effgan sweep or effgan run{hint}") from None
     for name in list(ds.coords):
         if ds[name].dtype.kind in "OT":             # StringDType/object -> plain str for plotting
             ds = ds.assign_coords({name: (ds[name].dims, np.array([str(v) for v in ds[name].values.ravel()])
                                           .reshape(ds[name].shape), ds[name].attrs)})
     if "axes" in ds.attrs:
-        order = [a["key"] for a in json.loads(ds.attrs["axes"])] + ["seed"]
-        ds = ds.transpose(*order, ...)
+        ds = ds.transpose(*_axes_order(ds, p), ...)
     if mask and "done" in ds and not bool(ds["done"].all()):
         done = ds["done"]
         ds = ds.assign({v: ds[v].where(done) for v in ds.data_vars if v != "done" and set(done.dims) <= set(ds[v].dims)})
     return ds
+
+
+def _axes_order(ds: xr.Dataset, p: Path) -> list[str]:
+    """The `axes` attribute read back: a JSON list of {"key": dim}, each a distinct dim of `ds`."""
+    raw = ds.attrs["axes"]
+    try:
+        order = [a["key"] for a in json.loads(raw)]
+        ok = all(isinstance(k, str) and k in ds.dims for k in order) and len(set(order)) == len(order)
+    except (TypeError, ValueError, KeyError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"RESULTS: {p} has a damaged axes attribute ({str(raw)[:60]!r}); allowed a JSON list of "
+                          "{\"key\": DIM} naming distinct dimensions of the results (as effgan sweep writes it)")
+    return order + (["seed"] if "seed" in ds.dims and "seed" not in order else [])
 
 
 def export_netcdf(store: Path, path: Path) -> None:
