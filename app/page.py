@@ -6,7 +6,9 @@ when the session is destroyed.
 """
 from __future__ import annotations
 
+import html
 import io
+import logging
 import time
 import urllib.parse
 
@@ -20,6 +22,9 @@ from dynamics.knobs import KNOBS
 from . import export, knobui, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
+from .worker import one_line
+
+log = logging.getLogger(__name__)
 
 FRAME_MS = 33            # the render tick: at most ~30 frames a second per session
 SLOW_MS = 250            # time series and the step counter refresh at most this often
@@ -165,22 +170,29 @@ def create(query: dict | None = None, fps: float = 30.0):
     lab = Lab(fps=fps)
     if query is None:
         query = pn.state.session_args or {}
-    lab.apply_query({k: v for k, v in query.items() if k != "bokeh-session-id"})
     try:
+        lab.apply_query({k: v for k, v in query.items() if k != "bokeh-session-id"})
         return _page(lab)
-    except Exception:
+    except Exception as e:  # noqa: BLE001 - a page with one line, never a traceback; the log keeps it
+        log.exception("the lab page failed to build")
         lab.close()
-        raise
+        return pn.pane.Alert(html.escape(f"The lab could not start: {one_line(e)}. Try the plain address "
+                                         "without parameters."), alert_type="danger")
 
 
 def _page(lab: Lab):
     views = Views()
 
-    message = pn.pane.Alert(lab.message, alert_type=lab.message_kind, visible=bool(lab.message),
+    # the message quotes what a link, a file name or a file held: escaped, it shows as text
+    message = pn.pane.Alert(html.escape(lab.message), alert_type=lab.message_kind, visible=bool(lab.message),
                             sizing_mode="stretch_width", margin=(0, 10))
     banner = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(0, 10))
-    lab.param.watch(lambda *e: message.param.update(object=lab.message, alert_type=lab.message_kind,
+    lab.param.watch(lambda *e: message.param.update(object=html.escape(lab.message), alert_type=lab.message_kind,
                                                    visible=bool(lab.message)), ["message", "message_kind"])
+    # built in the worker's thread: the page stays live and says so meanwhile
+    building = pn.Row(pn.indicators.LoadingSpinner(value=True, size=18), pn.pane.Str("building the simulation …"),
+                      visible=True, margin=(0, 10))
+    lab.param.watch(lambda e: setattr(building, "visible", e.new), "building")
     lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
 
     cards, _ = knob_cards(lab)
@@ -223,7 +235,7 @@ def _page(lab: Lab):
         meter_row.visible = bool(names)
     main = [
         pn.pane.Markdown(texts.INTRO, sizing_mode="stretch_width", margin=(0, 10)),
-        message, banner,
+        message, building, banner,
         pn.Row(pn.pane.Bokeh(views.particle_fig),
                pn.Column(pn.pane.Markdown(texts.PARTICLES, **text), pn.pane.Bokeh(views.images_fig))),
         pn.Row(pn.GridBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()], ncols=2),
