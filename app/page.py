@@ -129,7 +129,9 @@ def custom_target(lab: Lab):
 
     use.on_click(use_drawn)
     clear.on_click(lambda e: setattr(drawn, "data", {"x": [], "y": []}))
-    upload.param.watch(lambda e: e.new is not None and lab.upload(upload.filename or "upload.csv", e.new), "value")
+    # an empty file arrives as value None with only its name new: watched too, so it gets its message
+    upload.param.watch(lambda *e: upload.filename and lab.upload(upload.filename, upload.value or b""),
+                       ["value", "filename"])
     return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}),
                    pn.pane.Bokeh(fig),
                    pn.Row(use, clear), upload, title="Your own target", collapsed=True,

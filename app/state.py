@@ -64,7 +64,7 @@ class Lab(Knobs):
         self._started = False
         self._shown_error = ""
         self._ticket = 0                  # the newest load asked of the worker
-        self._asked: dict[str, Any] = {}  # its knobs and target, and those of the last load that ran
+        self._asked: dict[int, dict] = {}  # ticket -> the knobs and target of a load not yet done
         self._good: dict[str, Any] | None = None
         self.param.watch(self._on_knobs, list(KEY))
 
@@ -170,7 +170,7 @@ class Lab(Knobs):
 
     def _load(self, builder) -> None:
         self._ticket = self.worker.load(builder)
-        self._asked = {"values": self.param.values(), "custom": self.custom}
+        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
         self.param.update(t=0, diverged="", building=True)
 
     def _check_load(self) -> None:
@@ -179,12 +179,15 @@ class Lab(Knobs):
         w = self.worker
         if self.building and not w.building:
             self.building = False
-        if w.loaded == self._ticket and self._asked:
-            self._good, self._asked = self._asked, {}
+        done = [t for t in self._asked if t <= w.loaded]
+        if done:
+            self._good = self._asked[max(done)]          # what the worker runs now
+            for t in done:
+                del self._asked[t]
         failed, w.failed = w.failed, None
         if failed is None or failed[0] != self._ticket:
             return
-        self._asked = {}
+        self._asked.clear()
         if self._good is None:                # nothing runs yet: fall back to the preset
             self.custom = None
             self._set_quietly(**self._preset_values(self.preset))
@@ -270,6 +273,10 @@ class Lab(Knobs):
 
     def upload(self, filename: str, data: bytes) -> bool:
         """A CSV (one point per row, header allowed) or .npy file as the target."""
+        if not data:
+            self._say(f"target.file: {filename} is empty; allowed a CSV or .npy file, one point per row "
+                      "(kept the running simulation)", "danger")
+            return False
         try:
             arr = load_points(filename or "upload.csv", data)
         except ConfigError as e:
