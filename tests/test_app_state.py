@@ -243,7 +243,7 @@ def test_bad_combination_in_url_falls_back_at_start():
 @pytest.mark.parametrize("name,data,why", [
     ("bad.csv", b"x,y\n1,2\n3,oops\n", "cannot read"),
     ("ragged.csv", b"1,2\n3\n", "cannot read"),
-    ("empty.csv", b"", "shape"),
+    ("empty.csv", b"", "is empty"),
     ("nan.csv", b"1,2\nnan,4\n", "non-finite"),
     ("binary.csv", bytes(range(256)), "cannot read"),
     ("bad.npy", b"not a numpy file", "cannot read"),
