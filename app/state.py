@@ -322,7 +322,7 @@ class Lab(Knobs):
                 elif k == "speed":
                     values["speed"] = _check_speed(v)
                 elif k != "preset":
-                    errors.append(f"{k}: unknown parameter; allowed preset, teach, speed, {', '.join(ATTR)}")
+                    errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(str(e))
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
