@@ -324,7 +324,7 @@ class Lab(Knobs):
                 elif k != "preset":
                     errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, {', '.join(ATTR)}")
             except ConfigError as e:
-                errors.append(str(e))
+                errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
                 log.warning("URL parameter %s not understood", k, exc_info=True)
                 allowed = KNOBS[k].describe() if k in KNOBS else "see the knobs"
