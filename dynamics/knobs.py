@@ -38,7 +38,7 @@ class Knob:
     advanced: bool = False          # hidden in teach mode
     label: str = ""
     applies: tuple[str, Sequence[str]] | None = None   # (knob, its values) for which this one matters
-    lab: tuple[float, float] | None = None  # stricter bounds of the live lab (memory one session may take)
+    lab: tuple[float, float] | None = None  # stricter bounds of the live lab: each alone fits one session's memory
 
     def allowed(self) -> list[str] | None:
         if self.choices is None:
@@ -136,7 +136,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("real", int, 0, "M, real samples drawn fresh every step (0: as many as particles)", (0, 10_000_000),
       advanced=True, lab=(0, 20_000)),
     K("target.kind", str, "ring", "target distribution", choices=_reg("targets", "TARGETS")),
-    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000), lab=(1, 1000),
+    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000), lab=(1, 500),
       applies=("target.kind", ("ring", "grid"))),
     K("target.radius", float, 2.0, "ring radius / grid half-width / distance of point and two-mode targets",
       (1e-6, 1e6), applies=("target.kind", GEOMETRIC)),

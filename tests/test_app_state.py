@@ -647,7 +647,7 @@ def test_init_pair_without_the_sphere_pair_is_a_message_and_keeps_the_run(lab):
 
 @pytest.mark.parametrize("query, says", [
     ({"particles": "1000000"}, "particles: 1000000 is over the lab's limit; allowed 1 to 20000"),
-    ({"target.modes": "10000"}, "target.modes: 10000 is over the lab's limit; allowed 1 to 1000"),
+    ({"target.modes": "10000"}, "target.modes: 10000 is over the lab's limit; allowed 1 to 500"),
     ({"seed": "9" * 400}, "seed:"),
     ({"kernel.ratio": b"\xff\xfe"}, "kernel.ratio:"),
 ])
@@ -671,6 +671,21 @@ def test_the_session_cost_cap_refuses_a_combination_in_the_lab_bounds():
         lab.close()
 
 
+APPLIES_FOR = {"target.samples": {"target.kind": "digits"}, "target.sphere_dim": {"target.kind": "sphere_pair"},
+               "critic.restarts": {"disc.kind": "f1_neuron"}, "kernel.net_width": {"kernel.kind": "network"}}
+
+
+@pytest.mark.parametrize("name", [k.name for k in KNOBS.values() if k.lab is not None])
+def test_each_lab_bound_fits_one_session_and_is_stricter_than_the_cli(name):
+    """The lab bounds are sized by memory: one knob at its lab bound, the rest at the defaults,
+    stays under the session's cap (combinations are the cap's to refuse)."""
+    from app.state import check_cost
+    from dynamics.knobs import resolve
+    k = KNOBS[name]
+    assert k.bounds[0] <= k.lab[0] and k.lab[1] < k.bounds[1]
+    check_cost(resolve({**APPLIES_FOR.get(name, {}), name: k.lab[1]}))
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * (__import__("os").sysconf("SC_PAGE_SIZE") / 2**20)
@@ -683,9 +698,10 @@ def test_a_session_at_the_lab_limits_gives_its_memory_back():
 
     def session():
         lab = Lab()
-        lab.apply_query({"particles": "20000", "target.modes": "1000", "seed": "9" * 400})
+        lab.apply_query({"particles": "20000", "target.modes": "500"})
         lab.start()
         wait_until(lambda: lab.worker.steps_done > 5, 60)
+        assert lab.worker.cfg["particles"] == 20_000 and lab.message == ""
         peak = _rss_mb()
         w = lab.worker
         lab.close()
