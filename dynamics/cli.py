@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from . import presets
-from .knobs import KNOBS, ConfigError, parse_assignment, resolve
+from .knobs import KNOBS, ConfigError, check_applies, parse_assignment, resolve, show
 
 COMMANDS = {
     "run": ("dynamics.cli", "run one simulation (or a batch of seeds) and print or save its metrics"),
@@ -64,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError) as e:         # a file the user named: say which, in one line
         print(f"effgan {name}: error: {_describe(e)}", file=sys.stderr)
         return 2
+    except RecursionError:                              # input nested past what a parser can recurse
+        print(f"effgan {name}: error: the input is nested too deeply to read; allowed files and values nested "
+              "a few levels deep", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"effgan {name}: error: out of memory; allowed smaller inputs (see `effgan knobs` for the sizes)",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         hint = " (--resume continues it)" if name in ("sweep", "reproduce") else ""
         print(f"effgan {name}: interrupted{hint}", file=sys.stderr)
@@ -97,19 +105,48 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    "after the preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one knob, e.g. --set kernel.ratio=0.5 (repeatable; see `effgan knobs`)")
-    p.add_argument("--steps", type=int, default=None, help="number of particle updates")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--device", default=None, help="auto, cpu or cuda")
+    p.add_argument("--steps", type=knob_type("steps"), default=None, help="number of particle updates")
+    p.add_argument("--seed", type=knob_type("seed"), default=None, help="random seed")
+    p.add_argument("--device", type=knob_type("device"), default=None, help="auto, cpu or cuda")
+
+
+FLAGS = ("steps", "seed", "device")                     # knobs that have a flag of their own
+
+
+def knob_type(key: str):
+    """An argparse type checking a flag's value against its knob, so that argparse's error
+    ('argument --seed: ...') names the allowed range."""
+    def parse(text: str):
+        try:
+            return KNOBS[key].coerce(text)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = key                                # argparse names the type in some messages
+    return parse
 
 
 def config_from_args(args) -> dict[str, Any]:
-    layers = [presets.load(args.preset or presets.DEFAULT)]
-    if args.config:
-        layers.append({k: v for k, v in presets.read_json(args.config, "--config").items() if not k.startswith("_")})
-    layers.append(dict(parse_assignment(s) for s in args.set))
-    flags = {"steps": args.steps, "seed": args.seed, "device": args.device}
-    layers.append({k: v for k, v in flags.items() if v is not None})
-    return resolve(*layers)
+    layers = [presets.load(args.preset if args.preset is not None else presets.DEFAULT)]
+    given: list[tuple[str, dict]] = []
+    if args.config is not None:
+        given.append(("--config", {k: v for k, v in presets.read_json(args.config, "--config").items()
+                                   if not k.startswith("_")}))
+    sets: dict[str, Any] = {}
+    for text in args.set:
+        key, value = parse_assignment(text)
+        if key in sets and sets[key] != value:
+            raise ConfigError(f"--set {key}: given twice ({show(sets[key])}, then {show(value)}); allowed once")
+        sets[key] = value
+    given.append(("--set", sets))
+    flags = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    for key, value in flags.items():
+        if key in sets and sets[key] != value:
+            raise ConfigError(f"--{key}: {show(value)} contradicts --set {key}={show(sets[key])}; allowed one of them")
+    given.append(("--" + "/--".join(FLAGS), flags))
+    cfg = resolve(*layers, *(layer for _, layer in given))
+    for where, layer in given:
+        check_applies(cfg, layer, where)
+    return cfg
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -123,13 +160,25 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _seeds(text: str | None) -> list[dict] | None:
     if text is None:
         return None
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds: {text!r} is not a comma-separated list of integers; allowed e.g. 1,2,3") from None
-    if not seeds:
-        raise ConfigError("--seeds: empty list; allowed e.g. 1,2,3")
-    return [{"seed": KNOBS["seed"].coerce(s)} for s in seeds]
+    allowed = f"allowed a comma-separated list of {KNOBS['seed'].describe()}, e.g. 1,2,3"
+    if not text.strip():
+        raise ConfigError(f"--seeds: empty list; {allowed}")
+    items = text.split(",")
+    if len(items) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(items):,} seeds; allowed at most {MAX_SEEDS:,} in one batch")
+    seeds = []
+    for i, item in enumerate(items, 1):
+        if not item.strip():
+            raise ConfigError(f"--seeds: {show(text)!r} has an empty item at position {i}; {allowed}")
+        try:
+            seeds.append(KNOBS["seed"].coerce(item))
+        except ConfigError:
+            raise ConfigError(f"--seeds: {show(text)!r} is not a comma-separated list of integers (item {i}: "
+                              f"{show(item.strip())}); {allowed}") from None
+    return [{"seed": s} for s in seeds]
+
+
+MAX_SEEDS = 100_000          # members of one batch; memory (budget.check) usually refuses fewer
 
 
 REPORTED = ["modes_covered", "modes_total", "high_quality_fraction", "mode_entropy", "mode_kl", "spread",
@@ -155,19 +204,31 @@ def small_problem_threads(cfg, batch: int) -> None:
 
 
 def main_run(args) -> int:
+    from . import budget
     from .engine import resolve_device
     from .results import check_writable, to_dataset, write_netcdf
-    from .run import simulate
+    from .run import Progress, simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
+    if members is not None and (args.seed is not None or any(s.partition("=")[0].strip() == "seed" for s in args.set)):
+        raise ConfigError("--seeds: cannot be combined with --seed or --set seed=...; allowed one of them")
     small_problem_threads(cfg, len(members or [{}]))
     device = resolve_device(cfg["device"])
     if args.out:
         check_writable(args.out)                       # before the run: its results must not be lost after
-    h = simulate(cfg, members)
+    n = len(members or [{}])
+    budget.check(cfg, n)                               # before anything is allocated
+    progress = Progress(cfg["steps"], "effgan run")
+    try:
+        h = simulate(cfg, members, progress=progress)
+    except Exception as e:                             # an allocation the estimate let through
+        if budget.is_out_of_memory(e):
+            raise budget.out_of_memory_error(cfg, n, e) from None
+        raise
+    finally:
+        progress.close()
     if args.out:
         write_netcdf(to_dataset(h, str(device)), args.out)
-    n = len(members or [{}])
     result = [final_metrics(h, b) for b in range(n)]
     if args.json:
         out = {"config": cfg, "metrics": result[0] if members is None else result}

@@ -190,6 +190,8 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     def init(members: Sequence[dict] | None = None) -> State:
         """members: per-member overrides of 'seed' and hyper knobs (default: one member = cfg)."""
         members = [{}] if members is None else [dict(m) for m in members]
+        if not members:
+            raise ConfigError("members: the batch is empty; allowed at least one member (None: one member = cfg)")
         for m in members:
             for k, v in m.items():
                 if k != "seed" and k not in hkeys:

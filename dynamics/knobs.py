@@ -17,6 +17,7 @@ Roles:
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import math
 from typing import Any, Callable, Sequence
 
@@ -66,12 +67,33 @@ class Knob:
         v = _parse(self, value)
         ch = self.allowed()
         if ch is not None and v not in ch:
-            raise ConfigError(f"{self.name}: {value} is not allowed; allowed {self.describe()}")
-        if self.bounds is not None and self.kind in (int, float):
-            lo, hi = self.bounds
-            if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-                raise ConfigError(f"{self.name}: {value} is out of range; allowed {self.describe()}")
+            raise ConfigError(f"{self.name}: {show(value)} is not allowed; allowed {self.describe()}")
+        if self.kind in (int, float):
+            lo, hi = self.bounds or (None, None)
+            # ints compare exactly (a 400-digit one has no float); a float must be finite
+            if (self.kind is float and not math.isfinite(v)) or (lo is not None and v < lo) \
+                    or (hi is not None and v > hi):
+                raise ConfigError(f"{self.name}: {show(value)} is out of range; allowed {self.describe()}")
         return v
+
+
+SHOW_MAX = 40
+
+
+def show(value: Any) -> str:
+    """A value as an error message quotes it: at most SHOW_MAX characters, one line."""
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, int) else _int_text(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    if not text.strip():
+        return repr(text)
+    return text if len(text) <= SHOW_MAX else f"{text[:SHOW_MAX - 12]}... ({len(text)} characters)"
+
+
+def _int_text(v: int) -> str:
+    try:
+        return str(v)
+    except ValueError:                                  # over Python's 4300-digit limit
+        return f"an integer of about {int(v.bit_length() * 0.30103)} digits"
 
 
 def _fmt(x: float) -> str:
@@ -91,24 +113,42 @@ def _parse(knob: Knob, value: Any) -> Any:
                 return False
             raise ValueError
         if k is int:
-            if isinstance(value, bool):
+            # an integral number written as a float (JSON 1e2, TOML 100.0, --set particles=1e2) is
+            # that integer; 1.5, nan and inf are not integers
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError
             if isinstance(value, float):
                 if not value.is_integer():
                     raise ValueError
                 return int(value)
-            return int(str(value).strip())
+            if isinstance(value, int):
+                return value
+            text = value.strip()
+            if len(text) > 4000 and text.lstrip("+-").isdigit():
+                raise OverflowError                     # past Python's int limit: out of any bound
+            try:
+                return int(text)
+            except ValueError:
+                number = decimal.Decimal(text)          # exact: 1e2 -> 100, 1.5 refused below
+                if not number.is_finite() or number != number.to_integral_value():
+                    raise
+                if number.adjusted() > 4000:
+                    raise OverflowError from None
+                return int(number)
         if k is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError
             return float(value)
         if k is str:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except (TypeError, ValueError):
+    except OverflowError:                               # an integer too large for a float
+        raise ConfigError(f"{knob.name}: {show(value)} is out of range; allowed {knob.describe()}") from None
+    except (TypeError, ValueError, ArithmeticError):    # decimal's errors are ArithmeticErrors
         pass
-    raise ConfigError(f"{knob.name}: {value!r} is not {_article(knob)}; allowed {knob.describe()}")
+    shown = repr(value) if isinstance(value, str) and len(value) <= SHOW_MAX else show(value)
+    raise ConfigError(f"{knob.name}: {shown} is not {_article(knob)}; allowed {knob.describe()}")
 
 
 def _article(knob: Knob) -> str:
@@ -144,7 +184,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("target.dim", int, 2, "data dimension d for geometric targets (extra axes carry mode-free noise)",
       (1, 100_000), advanced=True, lab=(1, 1000), applies=("target.kind", GEOMETRIC)),
     K("target.file", str, "", "CSV or .npy file of target points (target.kind = file), one point per row",
-      advanced=True),
+      advanced=True, applies=("target.kind", ("file",))),
     K("target.samples", int, 0, "use only the first n points of a point-set target (digits, file); 0: all",
       (0, 10_000_000), advanced=True, lab=(0, 20_000), applies=("target.kind", ("digits", "file"))),
     K("target.sphere_dim", int, 8, "d of the sphere_pair / sphere_stein target on S^(d-1)", (3, 1000),
@@ -229,7 +269,7 @@ def knob(name: str) -> Knob:
     try:
         return KNOBS[name]
     except KeyError:
-        raise ConfigError(f"{name}: unknown key; allowed keys: {', '.join(KNOBS)}") from None
+        raise ConfigError(f"{show(name)}: unknown key; allowed keys: {', '.join(KNOBS)}") from None
 
 
 def defaults() -> dict[str, Any]:
@@ -272,7 +312,25 @@ def struct_keys() -> list[str]:
 def parse_assignment(text: str) -> tuple[str, Any]:
     """'kernel.ratio=0.5' -> ('kernel.ratio', 0.5), checked against the knob."""
     if "=" not in text:
-        raise ConfigError(f"--set: {text!r} is not KEY=VALUE; allowed keys: {', '.join(KNOBS)}")
+        raise ConfigError(f"--set: {show(text)!r} is not KEY=VALUE; allowed keys: {', '.join(KNOBS)}")
     key, value = text.split("=", 1)
     key = key.strip()
+    if not key:
+        raise ConfigError(f"--set: {show(text)!r} names no key; allowed KEY=VALUE with keys: {', '.join(KNOBS)}")
+    if key not in KNOBS:
+        raise ConfigError(f"--set: {show(key)}: unknown key; allowed keys: {', '.join(KNOBS)}")
     return key, knob(key).coerce(value.strip())
+
+
+def check_applies(cfg: dict[str, Any], given: dict[str, Any], where: str) -> None:
+    """ConfigError for a key the user gave (`where`: --set, --config) that has no effect in the
+    resolved cfg by its knob's `applies` (target.file without target.kind = file), unless it
+    holds the default (a full config saved from a run lists every key)."""
+    for key in given:
+        k = KNOBS[key]
+        if k.applies is None or cfg[key] == k.default:
+            continue
+        other, values = k.applies
+        if cfg[other] not in values:
+            raise ConfigError(f"{where} {key}: has no effect with {other} = {cfg[other]}; allowed only with "
+                              f"{other} = {' or '.join(values)}")

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import assets
 from .knobs import ConfigError, KNOBS
+from .textfile import read_text
 
 PRESET_DIR = assets.root() / "presets"
 DEFAULT = "ring8"
@@ -22,17 +23,14 @@ def names() -> list[str]:
 def read_json(path: Path | str, field: str) -> dict[str, Any]:
     """A JSON object from a file, or a ConfigError naming `field` in one line."""
     p = Path(path)
+    text = read_text(p, field, "a JSON file of dotted keys")
     try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{field}: {p} does not exist; allowed a JSON file of dotted keys") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{field}: {p.name} is not UTF-8 text; allowed a JSON file of dotted keys") from None
-    except OSError as e:
-        raise ConfigError(f"{field}: cannot read {p} ({e.strerror or type(e).__name__}); allowed a JSON file of "
-                          "dotted keys") from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{field}: {p.name} is not valid JSON (line {e.lineno}, column {e.colno}); "
+                          "allowed a JSON object of dotted keys") from None
+    except (ValueError, RecursionError) as e:     # an integer of over 4300 digits; nesting past the guard
+        raise ConfigError(f"{field}: {p.name} cannot be read as JSON ({str(e).split(';')[0][:80]}); "
                           "allowed a JSON object of dotted keys") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{field}: {p.name} holds a {type(data).__name__}; allowed a JSON object of dotted keys")

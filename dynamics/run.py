@@ -6,6 +6,9 @@ Everything it records stays on the device until the end (no host sync per step o
 from __future__ import annotations
 
 import dataclasses
+import sys
+import threading
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -15,6 +18,71 @@ from . import metrics
 from .engine import Simulation, State, build
 
 CONV_THRESHOLD = 0.05      # mean particle-to-mode distance, in units of the target's scale
+LONG_S = 10.0              # a run projected to take longer than this says so (and how long)
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h" if s < 172800 else f"{s / 86400:.1f} days"
+
+
+class Progress:
+    """Tells the user how long a run takes, on `stream` (stderr): `progress(done)` after init
+    (done = 0) and after every step. A first step slower than long_s says so while it runs (a
+    timer thread: a dense N = 20,000 kernel can take a minute a step); once it is done, a run
+    projected past long_s gets one line with the estimate and, on a terminal, a tqdm bar, off a
+    terminal a line at every tenth."""
+
+    def __init__(self, total: int, label: str, stream=None, long_s: float | None = None):
+        self.total, self.label = total, label
+        self.stream = stream if stream is not None else sys.stderr
+        self.long_s = LONG_S if long_s is None else long_s
+        self.done, self.t0, self.long, self.bar, self.timer = 0, 0.0, False, None, None
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def _say(self, text: str) -> None:
+        print(f"{self.label}: {text}", file=self.stream, flush=True)
+
+    def _slow_start(self) -> None:
+        if self.done == 0:
+            self._say(f"the first of {self.total:,} steps is taking over {_duration(self.long_s)}; an estimate of "
+                      "the run follows once it is done (Ctrl-C stops)")
+
+    def __call__(self, done: int) -> None:
+        if done == 0:
+            self.t0 = time.perf_counter()
+            if self.total > 0 and self.timer is None:
+                self.timer = threading.Timer(self.long_s, self._slow_start)
+                self.timer.daemon = True
+                self.timer.start()
+            return
+        prev, self.done = self.done, done
+        if prev == 0:
+            self.timer and self.timer.cancel()
+            per = time.perf_counter() - self.t0
+            self.long = per * self.total > self.long_s
+            if self.long:
+                self._say(f"about {_duration(per * self.total)} for {self.total:,} steps ({per:.3g} s a step, "
+                          "timed on the first; Ctrl-C stops)")
+                if self.tty:
+                    from tqdm import tqdm
+                    self.bar = tqdm(total=self.total, initial=done, file=self.stream, unit="step",
+                                    desc=self.label, dynamic_ncols=True)
+            return
+        if self.bar is not None:
+            self.bar.update(done - prev)
+        elif self.long and done * 10 // self.total > prev * 10 // self.total:
+            spent = time.perf_counter() - self.t0
+            self._say(f"{done:,} of {self.total:,} steps, about {_duration(spent / done * (self.total - done))} left")
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclasses.dataclass
@@ -40,8 +108,9 @@ def record_steps(total: int, every: int) -> list[int]:
 
 def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim: Simulation | None = None,
              state: State | None = None, on_record: Callable[[int, dict], Any] | None = None,
-             keep_state: bool = False) -> History:
-    """Advance `cfg['steps']` steps; `members` are per-member overrides (seed, hyper knobs)."""
+             keep_state: bool = False, progress: Callable[[int], Any] | None = None) -> History:
+    """Advance `cfg['steps']` steps; `members` are per-member overrides (seed, hyper knobs);
+    progress(steps done), e.g. a `Progress`, after init and after every step."""
     sim = sim or build(cfg)
     cfg = sim.cfg
     s = state if state is not None else sim.init(members)
@@ -72,12 +141,16 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
 
     step_now = 0
     x_prev = None
+    if progress is not None:
+        progress(0)
     for i, t in enumerate(ts):
         while step_now < t:
             if step_now == t - 1:
                 x_prev = s.x
             s = sim.step(s)
             step_now += 1
+            if progress is not None:
+                progress(step_now)
         record(i, t, x_prev if t > 0 else None)
 
     B = s.batch

@@ -67,7 +67,7 @@ def test_presets_lists_the_defaults(capsys):
     (["run", "--out", "/nonexistent-dir/x.nc", "--steps", "1"], "--out: folder /nonexistent-dir does not exist"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
-    (["run", "--config", "."], "--config: cannot read . (Is a directory)"),
+    (["run", "--config", "."], "--config: . is a directory; allowed a JSON file of dotted keys"),
     (["run", "--out", "/proc/x.nc", "--steps", "1"], "--out: cannot write /proc/x.nc; allowed a writable .nc path"),
     (["serve", "--port", "70000"], "--port: 70000 is not allowed; allowed 0 (any free port) to 65535"),
 ])

@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import presets
 from ..knobs import KNOBS, ConfigError, resolve
+from ..textfile import read_text
 
 FIELDS = ("name", "doc", "base", "config", "seeds", "steps", "record_every", "metrics", "series", "chunk",
           "set", "axes", "figure", "quick")
@@ -97,7 +98,7 @@ def load_spec(path: str | Path, quick: bool = False) -> Spec:
     """Read and check a TOML spec; `quick` applies its [quick] table."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = read_text(p, "SPEC", "a TOML sweep spec (examples in assets/sweeps/)")
     except FileNotFoundError:
         raise ConfigError(f"SPEC: {p} does not exist; allowed a TOML sweep spec (examples in assets/sweeps/)") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError):

@@ -1,0 +1,206 @@
+"""How much memory a simulation will take, known before anything is allocated.
+
+``estimate_bytes(cfg, members)`` is the peak of build + init + a step + recording for a
+resolved config run as a batch of B = members, summed over the parts below; ``check`` refuses
+a config whose estimate passes a limit (by default a share of the memory available now) with
+one line naming the knobs that drive the size. The counts follow the shapes the engine forms
+(`engine`, `kernels`, `discriminators`, `critics`, `metrics`, `run`): a part counts each tensor
+of that shape alive at its peak, temporaries included, so the estimate errs on the high side.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .knobs import ConfigError
+
+SHARE = 0.75                    # of the memory available now: the rest stays for the system
+GEOMETRIC_K = {"point": 1, "two_modes": 2}
+DIGITS = (1797, 64)             # scikit-learn's digits: points x dimension
+SUBSAMPLE = 4000                # `targets._point_set` measures spacings on at most this many points
+
+
+def _dim(cfg) -> int:
+    kind = cfg["target.kind"]
+    if kind in ("sphere_pair", "sphere_stein"):
+        return cfg["target.sphere_dim"]
+    if kind == "digits":
+        return DIGITS[1]
+    if kind == "file":
+        return 2                 # unknown before the file is read; its points are counted by size
+    return cfg["target.dim"]
+
+
+def _centres(cfg) -> int:
+    """K, the number of target centres (the columns of the metrics' distance matrix)."""
+    kind = cfg["target.kind"]
+    if kind in ("ring", "grid"):
+        return cfg["target.modes"]
+    if kind in ("digits", "file"):
+        n = DIGITS[0] if kind == "digits" else max(1, _file_values(cfg) // 2)
+        return min(n, cfg["target.samples"] or n)
+    return GEOMETRIC_K.get(kind, 1)
+
+
+def _file_values(cfg) -> int:
+    """An upper bound on the numbers a target file holds: 8 bytes each in .npy, 2 in CSV ('1,')."""
+    try:
+        size = os.stat(cfg["target.file"]).st_size
+    except (OSError, ValueError):
+        return 0
+    return size // (8 if str(cfg["target.file"]).lower().endswith(".npy") else 2)
+
+
+def _mlp_params(d: int, H: int, depth: int) -> int:
+    return H * d + H + (depth - 1) * (H * H + H) + H + 1
+
+
+def _critic(cfg, B: int, N: int, M: int, d: int, b: int) -> int:
+    kind = cfg["disc.kind"]
+    n = M + 2 * N                                              # real, fake and (wgan_gp) interpolates
+    copies = 6 if cfg["disc.optimizer"] == "adam" else 3       # params, grads, new params (+ adam's m, v)
+    if kind == "mlp":
+        H, depth = cfg["disc.width"], cfg["disc.depth"]
+        per_layer = 4 if depth == 1 else 12                    # closed form vs. autograd's double backward
+        return B * b * (_mlp_params(d, H, depth) * copies * (1 if depth == 1 else 2) + per_layer * depth * n * H)
+    if kind == "linear":
+        return B * b * (copies * (d + 1) + 2 * n)
+    if kind == "f1_neuron":
+        R = 5 * cfg["critic.restarts"]                         # kept neurons and ± the data directions
+        return B * b * (R * (d + 1) * 3 + 4 * (M + N) * R)
+    if kind == "f2_features":                                  # arc-cosine kernels between the batches
+        return B * b * 12 * (M + N) ** 2
+    if kind == "ct":                                           # (B, M, N) plans, (B, M, N, d) differences
+        return B * b * M * N * (10 + (d if d <= 8 else 0))
+    return B * b * copies * (d + 1) * 16                       # a small critic of its own
+
+
+def _kernel(cfg, B: int, N: int, d: int, b: int, gpu: bool) -> int:
+    from .kernels import BLOCK_BYTES, BLOCK_BYTES_GPU, DENSE_MAX_BYTES
+    kind, dz = cfg["kernel.kind"], cfg["kernel.latent_dim"]
+    if kind == "two_number":
+        return 0
+    if kind == "network":
+        H, depth = cfg["kernel.net_width"], cfg["kernel.depth"]
+        P = H * dz + H + (depth - 1) * (H * H + H) + d * H + d + 1
+        # params, gradients, new params; activations kept for the backward; init's 8-row NTK Jacobian
+        return B * b * (4 * P + 4 * depth * N * H + 2 * 8 * P + N * dz)
+    full = B * N * N * b
+    block = min(full, BLOCK_BYTES_GPU if gpu else BLOCK_BYTES)
+    cached = full if full <= DENSE_MAX_BYTES else 0
+    return B * N * dz * b + cached + 6 * block                 # codes, Θ, a block and its temporaries
+
+
+def parts(cfg: dict[str, Any], members: int = 1) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """name -> (bytes, the knobs that drive them) for a resolved config and B = members."""
+    B, N = max(1, members), cfg["particles"]
+    M, d = cfg["real"] or N, _dim(cfg)
+    b = 8 if cfg["dtype"] == "float64" else 4
+    gpu = cfg["device"] == "cuda" or (cfg["device"] == "auto" and _cuda())
+    K = _centres(cfg)
+    pts = ("particles",) + (("target.dim",) if cfg["target.kind"] not in ("digits", "file") else ())
+    T = cfg["steps"] // cfg["record.every"] + 2
+    S = min(cfg["record.snapshots"], T)
+    n_pts = cfg["target.kind"] in ("digits", "file")
+    real_knob = ("real",) if cfg["real"] else ("particles",)
+    target_knobs = {"ring": ("target.modes", "target.dim"), "grid": ("target.modes", "target.dim"),
+                    "file": ("target.file",), "digits": ("target.samples",)}.get(cfg["target.kind"], ("target.dim",))
+    crit_knobs = {"mlp": ("disc.width", "disc.depth", "particles"), "f1_neuron": ("critic.restarts", "particles"),
+                  "f2_features": ("particles", "real"), "ct": ("particles", "real")}.get(cfg["disc.kind"], pts)
+    kern_knobs = {"network": ("kernel.net_width", "kernel.depth", "particles")}.get(
+        cfg["kernel.kind"], ("particles", "kernel.latent_dim"))
+    return {
+        # x, the new x, forces, the critic's gradient at x, interpolates, x of the previous record
+        "particles": (6 * B * N * d * b, pts),
+        # counter-based bits (int64, 1 + 2d per sample) and their shifted copies, Box-Muller's
+        # uniforms and temporaries, the samples and their centres
+        "real samples": (B * M * (2 * (1 + 2 * d) * 8 + 8 + 12 * d * b), real_knob + pts[1:]),
+        "critic": (_critic(cfg, B, N, M, d, b), crit_knobs),
+        "generator kernel": (_kernel(cfg, B, N, d, b, gpu), kern_knobs),
+        # float64 centres, cdist's two augmented copies of them and the (K, K) separations
+        # (a point set: of at most SUBSAMPLE points); the centres in dtype
+        "target": (K * d * (3 * 8 + b) + 3 * 8 * min(K, SUBSAMPLE if n_pts else K) ** 2, target_knobs),
+        # distances from every particle to every centre (cdist, then min), per record; cdist
+        # copies the centres per member and augments both operands
+        "metrics": (B * b * (3 * N * K // 2 + 3 * K * d), ("particles",) + target_knobs[:1]),
+        # snapshots (float32) and about 24 series per record, on the device, then stacked and copied
+        "records": (3 * B * (S * N * d * 4 + T * 24 * b), ("record.snapshots", "particles", "steps")),
+    }
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def estimate_bytes(cfg: dict[str, Any], members: int = 1) -> int:
+    """Peak bytes of build + init + step (+ recording) of a resolved config with B = members."""
+    return sum(v for v, _ in parts(cfg, members).values())
+
+
+def available_bytes(cfg: dict[str, Any] | None = None) -> tuple[int | None, str]:
+    """(bytes, where) the memory available now: free GPU memory for a CUDA config, else the
+    host's (MemAvailable from /proc/meminfo, or free pages from sysconf)."""
+    if cfg is not None and (cfg["device"] == "cuda" or (cfg["device"] == "auto" and _cuda())):
+        import torch
+        return int(torch.cuda.mem_get_info()[0]), "free GPU memory"
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f.read(1 << 16).splitlines():
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available memory"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free memory"
+    except (OSError, ValueError, AttributeError):
+        return None, "unknown memory"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def check(cfg: dict[str, Any], members: int = 1, limit_bytes: int | None = None) -> None:
+    """ConfigError (one line naming the knobs, the estimate and the limit) when the estimate of
+    `cfg` with B = members passes limit_bytes (default: SHARE of the memory available now)."""
+    where = "given limit"
+    if limit_bytes is None:
+        avail, what = available_bytes(cfg)
+        if avail is None:
+            return
+        limit_bytes, where = int(avail * SHARE), f"{SHARE:.0%} of the {what}"
+    p = parts(cfg, members)
+    total = sum(v for v, _ in p.values())
+    if total <= limit_bytes:
+        return
+    name, (size, knobs) = max(p.items(), key=lambda kv: kv[1][0])
+    named = ", ".join(f"{k} = {cfg[k]}" for k in dict.fromkeys(knobs) if k in cfg)
+    batch = f" for {members} members" if members > 1 else ""
+    raise ConfigError(f"{named}: the run needs about {fmt_bytes(total)}{batch} ({name} {fmt_bytes(size)}), more "
+                      f"than the limit of {fmt_bytes(limit_bytes)} ({where}); allowed smaller values of these knobs")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for what torch and Python raise when an allocation fails."""
+    import torch
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("not enough memory" in text or "out of memory" in text
+                                              or "DefaultCPUAllocator" in text)
+
+
+def out_of_memory_error(cfg: dict[str, Any], members: int, err: BaseException) -> ConfigError:
+    """The one-line error for an allocation that failed although the estimate passed."""
+    p = parts(cfg, members)
+    name, (size, knobs) = max(p.items(), key=lambda kv: kv[1][0])
+    named = ", ".join(f"{k} = {cfg[k]}" for k in dict.fromkeys(knobs) if k in cfg)
+    first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    return ConfigError(f"{named}: out of memory while running (estimate {fmt_bytes(estimate_bytes(cfg, members))}, "
+                       f"mostly {name}; {first}); allowed smaller values of these knobs")
+

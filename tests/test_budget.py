@@ -1,0 +1,88 @@
+"""dynamics.budget: the memory estimate made before anything is allocated, against real allocations."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dynamics import budget
+from dynamics.engine import build
+from dynamics.knobs import ConfigError, resolve
+
+# what a fresh process allocates for one config: the peak RSS of simulate() over the RSS after a
+# tiny warm-up run (imports and code paths loaded), in bytes, printed as one number
+MEASURE = """
+import json, resource, sys, torch
+torch.set_num_threads(1)
+from dynamics.knobs import resolve
+from dynamics.run import simulate
+cfg = resolve(json.loads(sys.argv[1]))
+simulate(resolve({**cfg, "particles": 4, "disc.width": 4, "target.modes": 4, "target.dim": 2}), None)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+simulate(cfg, [{"seed": i} for i in range(int(sys.argv[2]))])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+"""
+
+
+@pytest.mark.parametrize("over", [
+    {"particles": 20000, "disc.width": 512},                                   # critic activations
+    {"particles": 5000, "kernel.kind": "relu_ntk"},                            # a cached (B, N, N) Θ
+    {"target.dim": 20000, "target.modes": 2000},                               # target centres
+], ids=["critic", "dense-kernel", "target"])
+def test_the_estimate_is_within_a_factor_of_the_memory_a_run_takes(over):
+    cfg = resolve({"steps": 2, "record.every": 1, "device": "cpu", **over})
+    out = subprocess.run([sys.executable, "-c", MEASURE, json.dumps(cfg), "2"], capture_output=True, text=True,
+                         check=True)
+    measured = int(out.stdout.split()[-1])
+    est = budget.estimate_bytes(cfg, 2)
+    assert measured > 50 * 2**20                        # the config is big enough for RSS to measure it
+    assert measured / 2 < est < measured * 4, (measured, est)
+
+
+def _tensor_bytes(tree) -> int:
+    if isinstance(tree, dict):
+        return sum(_tensor_bytes(v) for v in tree.values())
+    return tree.numel() * tree.element_size() if isinstance(tree, torch.Tensor) else 0
+
+
+@pytest.mark.parametrize("over", [{"disc.kind": k} for k in ("mlp", "linear", "f1_neuron", "f2_features", "ct")]
+                         + [{"kernel.kind": k, "particles": 300} for k in ("rbf", "relu_ntk", "linear", "network")]
+                         + [{"disc.depth": 3, "disc.optimizer": "adam"}, {"dtype": "float64", "target.kind": "digits"}])
+def test_the_estimate_covers_every_tensor_a_built_state_holds(over):
+    cfg = resolve({"steps": 1, "device": "cpu", **over})
+    sim = build(cfg)
+    s = sim.step(sim.init([{"seed": 1}, {"seed": 2}, {"seed": 3}]))
+    held = sum(_tensor_bytes(t) for t in (s.x, s.disc, s.opt, s.kernel, sim.target.centers))
+    assert budget.estimate_bytes(cfg, 3) >= held
+
+
+def test_the_estimate_grows_with_the_batch():
+    cfg = resolve({"particles": 1000})
+    assert budget.estimate_bytes(cfg, 8) > 7 * budget.estimate_bytes(cfg, 1)
+
+
+@pytest.mark.parametrize("over, named", [
+    ({"disc.width": 100_000, "disc.depth": 3}, ("disc.width = 100000", "disc.depth = 3")),
+    ({"particles": 10_000_000}, ("particles = 10000000",)),
+    ({"target.modes": 10_000, "target.dim": 20_000}, ("target.modes = 10000", "target.dim = 20000")),
+])
+def test_check_refuses_in_one_line_naming_the_knobs_the_estimate_and_the_limit(over, named):
+    cfg = resolve(over)
+    with pytest.raises(ConfigError) as e:
+        budget.check(cfg, limit_bytes=8 * 2**30)
+    msg = str(e.value)
+    assert "\n" not in msg and "8.0 GiB" in msg and "GiB" in msg.split("needs about")[1]
+    for word in named:
+        assert word in msg
+
+
+def test_check_passes_the_default_config_and_honours_the_limit():
+    cfg = resolve({})
+    budget.check(cfg)                                   # the default limit: a share of available memory
+    est = budget.estimate_bytes(cfg)
+    budget.check(cfg, limit_bytes=est)
+    with pytest.raises(ConfigError, match="members"):
+        budget.check(cfg, members=4, limit_bytes=est)
