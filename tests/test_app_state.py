@@ -126,7 +126,7 @@ def _buildable(key):
     return [v for v in KNOBS[key].allowed() if v not in ("file", "grid")]
 
 
-@pytest.mark.parametrize("name", [k.name for k in KNOBS.values() if k.applies is not None])
+@pytest.mark.parametrize("name", [k.name for k in knobui.SHOWN if k.applies is not None])     # target.file: a path
 def test_a_knob_changes_the_run_exactly_where_it_applies(name):
     """The `applies` declarations are the physics: changing the knob moves the particles for
     every choice it names and leaves them bit-identical for every other one."""
