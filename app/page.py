@@ -269,6 +269,9 @@ def _page(lab: Lab):
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
     cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
+    # unlogged: Panel keeps every "Session ... periodic callback" record of its log in memory
+    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second
+    cb.log = False
 
     def destroyed(ctx):
         cb.stop()

@@ -81,3 +81,15 @@ def test_an_empty_csv_upload_gives_a_message(page, lab_url, tmp_path):
     empty.write_bytes(b"")
     page.locator("input[type=file]").set_input_files(str(empty))
     wait_until(lambda: shows(page, "empty.csv is empty"), 30, 0.1, "the empty-upload message")
+
+
+def test_a_session_leaves_no_log_records_behind(page, lab_url):
+    """Panel keeps every 'Session ...' record of its log in memory (its admin page's table): the
+    frame tick, 30 a second, must not log, or a long session grows the server without bound."""
+    from panel.io import admin
+    before = len(admin.data.data)
+    open_lab(page, lab_url)
+    shown = int(_shown_step(page) or 0)
+    wait_until(lambda: int(_shown_step(page) or 0) > shown + 100, 60, 0.1, "the session stepping")
+    kept = [r.getMessage() for r in admin.data.data[before:]]
+    assert len(kept) < 10 and not [m for m in kept if "periodic callback" in m], kept[:3]
