@@ -322,7 +322,8 @@ class Lab(Knobs):
                 elif k == "speed":
                     values["speed"] = _check_speed(v)
                 elif k != "preset":
-                    errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, {', '.join(ATTR)}")
+                    errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
+                                  f"{', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
