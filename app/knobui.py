@@ -13,7 +13,7 @@ from typing import Any
 
 import param
 
-from dynamics.knobs import KNOBS, Knob
+from dynamics.knobs import KNOBS, ConfigError, Knob
 
 # role 'run' knobs (steps, record.*) describe a batch run, not a live one; target.file is a
 # path on the server, which a browser must not choose (drawn/uploaded points replace it).
@@ -51,6 +51,22 @@ def group(k: Knob) -> str:
     return GROUPS.get(prefix, "Other")
 
 
+def bounds(k: Knob) -> tuple[float | None, float | None] | None:
+    """The lab's bounds of a knob: its stricter `lab` pair where it has one (a size that, at the
+    CLI's bound, would take more memory than one session of a shared server may)."""
+    return k.lab or k.bounds
+
+
+def coerce(k: Knob, value: Any) -> Any:
+    """Parse and check a value from the browser (a URL, a widget) against the lab's bounds."""
+    v = k.coerce(value)
+    if k.lab is not None and not k.lab[0] <= v <= k.lab[1]:
+        lo, hi = (int(b) if k.kind is int else b for b in k.lab)
+        raise ConfigError(f"{k.name}: {value} is over the lab's limit; allowed {lo} to {hi} in the lab "
+                          f"(the memory one session may take; the CLI allows {k.describe()})")
+    return v
+
+
 def parameter(k: Knob) -> param.Parameter:
     common = dict(default=k.default, doc=k.doc, label=label(k))
     ch = k.allowed()
@@ -60,7 +76,7 @@ def parameter(k: Knob) -> param.Parameter:
         return param.Boolean(**common)
     if k.kind is str:
         return param.String(**common)
-    lo, hi = k.bounds or (None, None)
+    lo, hi = bounds(k) or (None, None)
     cls = param.Integer if k.kind is int else param.Number
     return cls(bounds=(lo, hi), **common)
 
@@ -71,7 +87,7 @@ def parameters() -> dict[str, param.Parameter]:
 
 def log_range(k: Knob, value: float | None = None) -> tuple[float, float]:
     """(lo, hi) > 0 of a log slider, widened to include `value`."""
-    lo, hi = k.bounds
+    lo, hi = bounds(k)
     d = k.default if k.default > 0 else 1.0
     a = max(d * 10.0 ** -LOG_DECADES, lo if lo and lo > 0 else 0.0)
     b = min(d * 10.0 ** LOG_DECADES, hi if hi is not None else math.inf)
@@ -90,7 +106,7 @@ def widget_kind(k: Knob) -> str:
         return "text"
     if k.log:
         return "log"
-    lo, hi = k.bounds or (None, None)
+    lo, hi = bounds(k) or (None, None)
     if lo is not None and hi is not None and hi - lo <= SLIDER_SPAN:
         return "slider"
     return "input"
@@ -102,7 +118,8 @@ def nice(v: float) -> float:
 
 
 def help_text(k: Knob) -> str:
-    return f"{k.doc} ({k.name}; allowed {k.describe()})"
+    lab = f"; in the lab at most {bounds(k)[1]:g}" if k.lab else ""
+    return f"{k.doc} ({k.name}; allowed {k.describe()}{lab})"
 
 
 def make_widget(k: Knob, value: Any):
@@ -121,7 +138,7 @@ def make_widget(k: Knob, value: Any):
         return pn.widgets.Checkbox(value=value, **kw), *same
     if kind == "text":
         return pn.widgets.TextInput(value=value, **kw), *same
-    lo, hi = k.bounds
+    lo, hi = bounds(k)
     if kind == "log":
         a, b = log_range(k, value)
         fmt = CustomJSTickFormatter(code="return Number((10 ** tick).toPrecision(3)).toString()")

@@ -6,7 +6,9 @@ when the session is destroyed.
 """
 from __future__ import annotations
 
+import html
 import io
+import logging
 import time
 import urllib.parse
 
@@ -20,6 +22,9 @@ from dynamics.knobs import KNOBS
 from . import export, knobui, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
+from .worker import one_line
+
+log = logging.getLogger(__name__)
 
 FRAME_MS = 33            # the render tick: at most ~30 frames a second per session
 SLOW_MS = 250            # time series and the step counter refresh at most this often
@@ -145,7 +150,9 @@ def custom_target(lab: Lab):
 
     use.on_click(use_drawn)
     clear.on_click(lambda e: setattr(drawn, "data", {"x": [], "y": []}))
-    upload.param.watch(lambda e: e.new is not None and lab.upload(upload.filename or "upload.csv", e.new), "value")
+    # an empty file arrives as value None with only its name new: watched too, so it gets its message
+    upload.param.watch(lambda *e: upload.filename and lab.upload(upload.filename, upload.value or b""),
+                       ["value", "filename"])
     return pn.Card(pn.pane.Markdown(texts.CUSTOM, styles={"font-size": "12px"}),
                    pn.pane.Bokeh(fig),
                    pn.Row(use, clear), upload, title="Your own target", collapsed=True,
@@ -188,22 +195,29 @@ def create(query: dict | None = None, fps: float = 30.0):
     lab = Lab(fps=fps)
     if query is None:
         query = pn.state.session_args or {}
-    lab.apply_query({k: v for k, v in query.items() if k != "bokeh-session-id"})
     try:
+        lab.apply_query({k: v for k, v in query.items() if k != "bokeh-session-id"})
         return _page(lab)
-    except Exception:
+    except Exception as e:  # noqa: BLE001 - a page with one line, never a traceback; the log keeps it
+        log.exception("the lab page failed to build")
         lab.close()
-        raise
+        return pn.pane.Alert(html.escape(f"The lab could not start: {one_line(e)}. Try the plain address "
+                                         "without parameters."), alert_type="danger")
 
 
 def _page(lab: Lab):
     views = Views()
 
-    message = pn.pane.Alert(lab.message, alert_type=lab.message_kind, visible=bool(lab.message),
+    # the message quotes what a link, a file name or a file held: escaped, it shows as text
+    message = pn.pane.Alert(html.escape(lab.message), alert_type=lab.message_kind, visible=bool(lab.message),
                             sizing_mode="stretch_width", margin=(0, 10))
     banner = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width", margin=(0, 10))
-    lab.param.watch(lambda *e: message.param.update(object=lab.message, alert_type=lab.message_kind,
+    lab.param.watch(lambda *e: message.param.update(object=html.escape(lab.message), alert_type=lab.message_kind,
                                                    visible=bool(lab.message)), ["message", "message_kind"])
+    # built in the worker's thread: the page stays live and says so meanwhile
+    building = pn.Row(pn.indicators.LoadingSpinner(value=True, size=18), pn.pane.Str("building the simulation …"),
+                      visible=True, margin=(0, 10))
+    lab.param.watch(lambda e: setattr(building, "visible", e.new), "building")
     lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
 
     cards, _ = knob_cards(lab)
@@ -251,7 +265,7 @@ def _page(lab: Lab):
     # the transport and the particles first, so both fit a phone's or a laptop's first screen;
     # the caption column wraps below the particles on a narrow screen
     main = [
-        controls, loading, message, banner,
+        controls, loading, message, building, banner,
         pn.FlexBox(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)),
                    pn.Column(pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
                              pn.pane.Bokeh(views.images_fig)), flex_wrap="wrap"),
@@ -286,6 +300,9 @@ def _page(lab: Lab):
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
     cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
+    # unlogged: Panel keeps every "Session ... periodic callback" record of its log in memory
+    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second
+    cb.log = False
 
     def destroyed(ctx):
         cb.stop()

@@ -8,6 +8,8 @@ shorter lifetime would expire fresh sessions that a slow browser has not connect
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import socket
 
 from dynamics.knobs import ConfigError
@@ -41,6 +43,39 @@ def free_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def bind_error(e: OSError, address: str, port: int) -> ConfigError:
+    """The one-line error for a port or address the server cannot listen on."""
+    if e.errno == errno.EADDRINUSE:
+        return ConfigError(f"--port: {port} is busy on {address} (another server listens there); "
+                           "allowed a free port, or 0 to pick one")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return ConfigError(f"--port: {port} needs privileges this user lacks; allowed 1024 to 65535, or 0")
+    return ConfigError(f"--address: {address!r} cannot be listened on ({e.strerror or e}); allowed an address "
+                       "of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every network)")
+
+
+class ClosedTab(logging.Filter):
+    """Drops the traceback of a write to a tab that has just closed: routine, one per closed tab.
+    Every other record, errors included, passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tornado.iostream import StreamClosedError
+        from tornado.websocket import WebSocketClosedError
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (StreamClosedError, WebSocketClosedError))
+
+
+QUIET_LOGGERS = ("asyncio", "tornado.application", "tornado.general", "bokeh.server.views.ws",
+                 "bokeh.server.protocol_handler", "bokeh.server.session")
+
+
+def quiet_closed_tabs() -> None:
+    for name in QUIET_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, ClosedTab) for f in lg.filters):
+            lg.addFilter(ClosedTab())
+
+
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, threaded: bool = False,
           websocket_origin: list[str] | None = None, threads: int | None = 1, **kw):
     """Start the server; returns it (a thread with `.stop()` when threaded, else blocks)."""
@@ -50,12 +85,26 @@ def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, thre
         torch.set_num_threads(threads)
 
     from .page import create
-    port = port or free_port(address if address not in ("0.0.0.0", "::", "") else "127.0.0.1")
+    quiet_closed_tabs()
     kw.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_MS)
     kw.setdefault("unused_session_lifetime_milliseconds", UNUSED_LIFETIME_MS)
-    return pn.serve(create, port=port, address=address, show=show, threaded=threaded,
-                    websocket_origin=origins(address, port, websocket_origin), title="effgan lab",
-                    verbose=not threaded, **kw)
+    try:
+        port = port or free_port(address if address not in ("0.0.0.0", "::", "") else "127.0.0.1")
+        check_bind(address, port)
+        return pn.serve(create, port=port, address=address, show=show, threaded=threaded,
+                        websocket_origin=origins(address, port, websocket_origin), title="effgan lab",
+                        verbose=not threaded, **kw)
+    except OSError as e:           # socket.gaierror too: an address that does not resolve
+        raise bind_error(e, address, port) from None
+
+
+def check_bind(address: str, port: int) -> None:
+    """Bind once before the server does, so a busy port or a bad address is an OSError here,
+    not an exception inside the server's thread."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # as Tornado binds
+        s.bind((address, port))
 
 
 def main_serve(args) -> int:

@@ -11,6 +11,7 @@ it headless.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Mapping
 
 import numpy as np
@@ -28,6 +29,8 @@ from .worker import Worker
 KEY = {knobui.attr(k.name): k.name for k in knobui.SHOWN}      # param name -> knob name
 ATTR = {v: k for k, v in KEY.items()}
 MAX_POINTS = 20_000          # drawn or uploaded target points
+SESSION_BYTES = 256 << 20    # estimated peak memory of one session's simulation (`dynamics.budget`)
+log = logging.getLogger(__name__)
 TEACH = Knob("teach", bool, True, "teach mode")      # parses the URL's teach=... like any knob
 
 Knobs = param.parameterized_class("Knobs", knobui.parameters())
@@ -50,6 +53,7 @@ class Lab(Knobs):
     message = param.String(default="", doc="what the last change did, or what was wrong with it")
     message_kind = param.Selector(objects=["info", "success", "warning", "danger"], default="info")
     diverged = param.String(default="", doc="non-empty while the run has diverged")
+    building = param.Boolean(default=False, doc="a simulation is being built (off the event loop)")
 
     def __init__(self, fps: float = 30.0, **params):
         super().__init__(**{k: v for k, v in params.items() if k not in KEY})
@@ -59,6 +63,9 @@ class Lab(Knobs):
         self._quiet = False
         self._started = False
         self._shown_error = ""
+        self._ticket = 0                  # the newest load asked of the worker
+        self._asked: dict[int, dict] = {}  # ticket -> the knobs and target of a load not yet done
+        self._good: dict[str, Any] | None = None
         self.param.watch(self._on_knobs, list(KEY))
 
     # ------------------------------------------------------------ lifecycle
@@ -68,7 +75,7 @@ class Lab(Knobs):
             return self
         for _ in range(len(KEY)):
             try:
-                self.worker.load(self._build())
+                self._load(self._builder())
                 break
             except ConfigError as e:
                 self._say(str(e), "danger")
@@ -103,10 +110,13 @@ class Lab(Knobs):
             cfg["target.file"] = self.custom[1]
         return resolve(cfg)
 
-    def _build(self):
-        cfg = self.config()
-        target = points_target(self.custom[0], cfg) if cfg["target.kind"] == "file" else None
-        return build(cfg, target=target)
+    def _builder(self, cfg: dict[str, Any] | None = None, custom: tuple[np.ndarray, str] | None = None):
+        """Check the config now (bounds, combinations, the session's memory cap) and return
+        what builds it: the worker calls that in its own thread, off the event loop."""
+        cfg = self.config() if cfg is None else cfg
+        check_cost(cfg)
+        pts = (custom or self.custom)[0] if cfg["target.kind"] == "file" else None
+        return lambda: build(cfg, target=None if pts is None else points_target(pts, cfg))
 
     def _preset_values(self, name: str) -> dict[str, Any]:
         cfg = resolve(presets.load(name))
@@ -150,17 +160,44 @@ class Lab(Knobs):
             self._say(f"applied live: {said}", "success")
             return
         try:
-            sim = self._build()
+            builder = self._builder()
         except ConfigError as e:
             self._set_quietly(**{e.name: e.old for e in events})
             self._say(f"{e} (kept the running simulation)", "danger")
             return
-        self._load(sim)
+        self._load(builder)
         self._say(f"reset: {said} changes the structure, so the run restarted", "warning")
 
-    def _load(self, sim) -> None:
-        self.worker.load(sim)
-        self.param.update(t=0, diverged="")
+    def _load(self, builder) -> None:
+        self._ticket = self.worker.load(builder)
+        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
+        self.param.update(t=0, diverged="", building=True)
+
+    def _check_load(self) -> None:
+        """On the event loop: note a finished load; a failed one reverts the knobs to the
+        simulation that still runs (or, at the start, to the preset) with a message."""
+        w = self.worker
+        if self.building and not w.building:
+            self.building = False
+        done = [t for t in self._asked if t <= w.loaded]
+        if done:
+            self._good = self._asked[max(done)]          # what the worker runs now
+            for t in done:
+                del self._asked[t]
+        failed, w.failed = w.failed, None
+        if failed is None or failed[0] != self._ticket:
+            return
+        self._asked.clear()
+        if self._good is None:                # nothing runs yet: fall back to the preset
+            self.custom = None
+            self._set_quietly(**self._preset_values(self.preset))
+            self._say(f"{failed[1]} (started the preset {self.preset} instead)", "danger")
+            with contextlib.suppress(ConfigError):
+                self._load(self._builder())
+            return
+        self.custom = self._good["custom"]
+        self._set_quietly(**{a: v for a, v in self._good["values"].items() if a in KEY or a == "preset"})
+        self._say(f"{failed[1]} (kept the running simulation)", "danger")
 
     @param.depends("preset", watch=True)
     def _on_preset(self) -> None:
@@ -170,7 +207,7 @@ class Lab(Knobs):
         self._set_quietly(**values)
         if self._started:
             self.custom = None
-            self._load(self._build())
+            self._load(self._builder())
         self._say(f"preset {self.preset}: {presets.describe(self.preset)}", "info")
 
     @param.depends("running", watch=True)
@@ -199,6 +236,7 @@ class Lab(Knobs):
 
     def take_frame(self) -> Frame | None:
         """The newest frame, if any, with the counter and the divergence banner updated."""
+        self._check_load()
         if self.worker.error and self.worker.error != self._shown_error:
             self._shown_error = self.worker.error
             self.param.update(running=False)
@@ -223,18 +261,22 @@ class Lab(Knobs):
                 raise ConfigError(f"target.file: {source} has {len(arr)} points; allowed at most {MAX_POINTS}")
             label = f"{source} ({len(arr)} points)"
             cfg = resolve({**self.knob_values(), "target.kind": "file", "target.file": label})
-            sim = build(cfg, target=points_target(arr, cfg))
+            builder = self._builder(cfg, (arr, label))
         except ConfigError as e:
             self._say(f"{e} (kept the running simulation)", "danger")
             return False
         self.custom = (arr, label)
         self._set_quietly(target_kind="file")
-        self._load(sim)
+        self._load(builder)
         self._say(f"reset: the target is now your {label}", "warning")
         return True
 
     def upload(self, filename: str, data: bytes) -> bool:
         """A CSV (one point per row, header allowed) or .npy file as the target."""
+        if not data:
+            self._say(f"target.file: {filename} is empty; allowed a CSV or .npy file, one point per row "
+                      "(kept the running simulation)", "danger")
+            return False
         try:
             arr = load_points(filename or "upload.csv", data)
         except ConfigError as e:
@@ -281,7 +323,8 @@ class Lab(Knobs):
         """Set the state from URL parameters; each bad one is skipped with a message."""
         errors = []
         q = {k: (v[-1] if isinstance(v, (list, tuple)) else v) for k, v in query.items()}
-        q = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in q.items()}
+        # a link may carry any bytes: undecodable ones become U+FFFD and fail the knob's check
+        q = {_text(k): _text(v) for k, v in q.items()}
         values: dict[str, Any] = {}
         points = None
         if "preset" in q:
@@ -293,7 +336,7 @@ class Lab(Knobs):
         for k, v in q.items():
             try:
                 if k in ATTR:
-                    values[ATTR[k]] = KNOBS[k].coerce(v)
+                    values[ATTR[k]] = knobui.coerce(KNOBS[k], v)
                 elif k == "teach":
                     values["teach"] = TEACH.coerce(v)
                 elif k == "speed":
@@ -301,9 +344,14 @@ class Lab(Knobs):
                 elif k == linkdata.KEY:
                     points = linkdata.decode(v)
                 elif k != "preset":
-                    errors.append(f"{k}: unknown parameter; allowed preset, teach, speed, points, {', '.join(ATTR)}")
+                    errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
+                                  f"points, {', '.join(ATTR)}")
             except ConfigError as e:
-                errors.append(str(e))
+                errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
+            except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
+                log.warning("URL parameter %s not understood", k, exc_info=True)
+                allowed = KNOBS[k].describe() if k in KNOBS else "see the knobs"
+                errors.append(f"{k}: {v[:40]!r} is not allowed; allowed {allowed}")
         if points is not None:
             self.custom = (points, f"points from the link ({len(points)} points)")
             values["target_kind"] = "file"
@@ -311,12 +359,30 @@ class Lab(Knobs):
             values.pop("target_kind")
             errors.append("target.kind: file needs your own points, and this link carries none; "
                           "allowed a link made with them")
+        before = self.param.values()
         self._set_quietly(**values)
         if self._started:
-            self._load(self._build())
+            try:
+                self._load(self._builder())
+            except ConfigError as e:
+                self._set_quietly(**{a: before[a] for a in values})
+                errors.append(f"{e} (kept the running simulation)")
         if errors:
             self._say("ignored in the link: " + "; ".join(errors), "danger")
         return errors
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def check_cost(cfg: dict[str, Any]) -> None:
+    """The session's memory cap: estimated before anything is allocated (`dynamics.budget`)."""
+    from dynamics import budget
+    try:
+        budget.check(cfg, limit_bytes=SESSION_BYTES)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; the lab allows one session {SESSION_BYTES >> 20} MiB") from None
 
 
 def _check_speed(v: Any) -> int:

@@ -18,10 +18,12 @@ import logging
 import threading
 import time
 import weakref
+from typing import Callable
 
 import torch
 
 from dynamics.engine import Simulation
+from dynamics.knobs import ConfigError
 
 from . import frames
 from .meters import METERS, applicable
@@ -49,6 +51,10 @@ class Worker:
         self.error = ""                    # last unexpected failure, for the page
         self.device = ""                   # where the simulation runs
         self.record = Recorder()
+        self.building = False              # a load is waiting or being built
+        self.failed: tuple[int, str] | None = None
+        self.loaded = 0
+        self._tickets = 0
         self._cmds: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -77,9 +83,18 @@ class Worker:
         self.thread.start()
         return self
 
-    def load(self, sim: Simulation) -> None:
-        """Run a new simulation from its initial state (members from sim.cfg)."""
-        self._post("load", sim)
+    def load(self, sim: Simulation | Callable[[], Simulation]) -> int:
+        """Run a new simulation from its initial state (members from sim.cfg); a callable is
+        called here, in the thread, so that building never blocks the server's event loop.
+
+        Returns a ticket. When building or initialising fails the running simulation goes on
+        and `failed` is (ticket, one-line reason); `loaded` is the ticket of the last success."""
+        with self._lock:
+            self._tickets += 1
+            ticket = self._tickets
+            self.building = True
+        self._post("load", (ticket, sim))
+        return ticket
 
     def reset(self, hyper: dict | None = None) -> None:
         """Restart the current simulation, keeping the live knobs `hyper`."""
@@ -131,13 +146,15 @@ class Worker:
                         self._publish(x_prev)
                 except Exception as e:  # noqa: BLE001 - the session must outlive any failure
                     log.exception("simulation worker failed")
-                    self.error = f"{type(e).__name__}: {e}"
+                    self.error = one_line(e)
                     self.running, self._pending, n = False, 0, 0
                 wait = self.interval - (time.perf_counter() - t0) if n else 0.05
                 if wait > 0 and self._wake.wait(wait):
                     self._wake.clear()
         finally:
-            self._sim = self._state = self._grid = self._latest = None
+            self._sim = self._state = self._grid = self._latest = self._scene = None
+            self._cmds.clear()
+            self.record = Recorder()        # snapshots of a closed session are not kept
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
@@ -147,11 +164,12 @@ class Worker:
     def _apply_commands(self) -> bool:
         with self._lock:
             cmds, self._cmds = list(self._cmds), collections.deque()
+        loads = [i for i, (name, _) in enumerate(cmds) if name == "load"]
+        if loads:
+            cmds = cmds[loads[-1]:]          # only the newest of several queued loads is built
         for name, arg in cmds:
             if name == "load":
-                self._sim, self._scene = arg, None
-                self._meters, self._meter_due = applicable(arg.cfg), {}
-                self._start(self._sim.init())
+                self._load(*arg)
             elif name == "reset" and self._sim is not None:
                 self._start(self._sim.init([arg]) if arg else self._sim.init(), arg)
             elif name == "hyper" and self._state is not None:
@@ -162,6 +180,23 @@ class Worker:
             elif name == "step":
                 self._pending += arg
         return bool(cmds)
+
+    def _load(self, ticket: int, sim) -> None:
+        try:
+            if not isinstance(sim, Simulation):
+                sim = sim()
+            state = sim.init()
+        except Exception as e:  # noqa: BLE001 - a failed build keeps the running simulation
+            log.warning("building a simulation failed; the running one goes on", exc_info=True)
+            self.failed = (ticket, one_line(e))
+            return
+        finally:
+            with self._lock:
+                self.building = self._tickets != ticket
+        self._sim, self._scene = sim, None
+        self._meters, self._meter_due = applicable(sim.cfg), {}
+        self._start(state)
+        self.loaded = ticket
 
     def _start(self, state, hyper: dict | None = None) -> None:
         sim = self._sim
@@ -246,6 +281,14 @@ class Worker:
             if prev is not None:                   # keep the slow parts a dropped frame carried
                 self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum", "meters")
                                                          if getattr(f, k) is None and getattr(prev, k) is not None})
+
+
+def one_line(e: BaseException) -> str:
+    """A failure as one line for the page (its traceback stays in the server log)."""
+    if isinstance(e, ConfigError):
+        return str(e)
+    text = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 @atexit.register

@@ -39,6 +39,7 @@ class Knob:
     advanced: bool = False          # hidden in teach mode
     label: str = ""
     applies: tuple[str, Sequence[str]] | None = None   # (knob, its values) for which this one matters
+    lab: tuple[float, float] | None = None  # stricter bounds of the live lab: each alone fits one session's memory
 
     def allowed(self) -> list[str] | None:
         if self.choices is None:
@@ -170,23 +171,24 @@ ASCENT = ("mlp", "linear")      # critics trained by gradient ascent: the others
 VALUED = ASCENT + ("f1_neuron", "f2_features")     # critics whose value D(x) the loss turns into forces
 KNOBS: dict[str, Knob] = {k.name: k for k in [
     # particles and data
-    K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000), label="particles N"),
+    K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000),
+      label="particles N", lab=(1, 20_000)),
     K("real", int, 0, "M, real samples drawn fresh every step (0: as many as particles)", (0, 10_000_000),
-      advanced=True),
+      advanced=True, lab=(0, 20_000)),
     K("target.kind", str, "ring", "target distribution", choices=_reg("targets", "TARGETS")),
-    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000),
+    K("target.modes", int, 8, "number of modes (ring; grid takes the nearest square)", (1, 10_000), lab=(1, 500),
       applies=("target.kind", ("ring", "grid"))),
     K("target.radius", float, 2.0, "ring radius / grid half-width / distance of point and two-mode targets",
       (1e-6, 1e6), applies=("target.kind", GEOMETRIC)),
     K("target.std", float, 0.05, "standard deviation of each Gaussian mode", (0.0, 1e6)),
     K("target.dim", int, 2, "data dimension d for geometric targets (extra axes carry mode-free noise)",
-      (1, 100_000), advanced=True, applies=("target.kind", GEOMETRIC)),
+      (1, 100_000), advanced=True, lab=(1, 1000), applies=("target.kind", GEOMETRIC)),
     K("target.file", str, "", "CSV or .npy file of target points (target.kind = file), one point per row",
       advanced=True, applies=("target.kind", ("file",))),
     K("target.samples", int, 0, "use only the first n points of a point-set target (digits, file); 0: all",
-      (0, 10_000_000), advanced=True, applies=("target.kind", ("digits", "file"))),
+      (0, 10_000_000), advanced=True, lab=(0, 20_000), applies=("target.kind", ("digits", "file"))),
     K("target.sphere_dim", int, 8, "d of the sphere_pair / sphere_stein target on S^(d-1)", (3, 1000),
-      advanced=True, applies=("target.kind", ("sphere_pair", "sphere_stein"))),
+      advanced=True, lab=(3, 256), applies=("target.kind", ("sphere_pair", "sphere_stein"))),
     K("target.sphere_k", int, 6, "degree k of the Legendre polynomial P_{k,d} of the sphere targets", (1, 50),
       advanced=True, applies=("target.kind", ("sphere_pair", "sphere_stein"))),
     K("target.sphere_gamma", float, 1.0, "γ of the Stein target ν ∝ exp(γ P_{k,d}(x_d)) on the sphere",
@@ -206,21 +208,21 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("kernel.width", float, 0.5, "length-scale of the rbf kernel over latent codes (wider: stronger coupling)",
       (1e-6, 1e6), role="hyper", log=True, applies=("kernel.kind", ("rbf",))),
     K("kernel.latent_dim", int, 16, "d_z, dimension of the latent codes (rbf, relu_ntk, network, linear)",
-      (1, 100_000), label="d_z (kernel.latent_dim)",
+      (1, 100_000), lab=(1, 1000), label="d_z (kernel.latent_dim)",
       applies=("kernel.kind", ("rbf", "relu_ntk", "network", "linear"))),
     K("kernel.depth", int, 1, "hidden layers L of the ReLU generator (relu_ntk, network)", (1, 20),
       applies=("kernel.kind", RELU_NETS)),
     K("kernel.bias", float, 0.0, "bias variance σ_b² of the ReLU generator (relu_ntk, network)", (0.0, 100.0),
       advanced=True, applies=("kernel.kind", RELU_NETS)),
     K("kernel.net_width", int, 512, "hidden width of the finite generator network (network)", (1, 100_000),
-      advanced=True, applies=("kernel.kind", ("network",))),
+      advanced=True, lab=(1, 2048), applies=("kernel.kind", ("network",))),
     # discriminator
     K("disc.kind", str, "mlp", "discriminator family", choices=_reg("discriminators", "DISCRIMINATORS")),
     K("disc.activation", str, "relu", "activation of the discriminator MLP (its 'type')",
       choices=_reg("activations", "ACTIVATIONS"), applies=("disc.kind", ("mlp",))),
-    K("disc.width", int, 128, "hidden units H per layer", (1, 100_000), applies=("disc.kind", ("mlp",))),
+    K("disc.width", int, 128, "hidden units H per layer", (1, 100_000), lab=(1, 2048), applies=("disc.kind", ("mlp",))),
     K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3), applies=("disc.kind", ("mlp",))),
-    K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000)),
+    K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000), lab=(1, 100)),
     K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=("sgd", "adam"),
       advanced=True, applies=("disc.kind", ASCENT)),
     K("disc.weight_decay", float, 0.0, "weight decay wd: the objective gets −(wd/2)‖φ‖²", (0.0, 100.0),
@@ -234,7 +236,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       "r = 0, a bound on its self term otherwise", (0.0, 1e6), role="hyper", advanced=True,
       applies=("disc.kind", ("ct",))),
     K("critic.restarts", int, 16, "neurons searched in parallel by the f1_neuron critic", (1, 4096),
-      advanced=True, applies=("disc.kind", ("f1_neuron",))),
+      advanced=True, lab=(1, 256), applies=("disc.kind", ("f1_neuron",))),
     K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES"), applies=("disc.kind", VALUED)),
     K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("losses", "REGULARISERS"),
       applies=("disc.kind", ASCENT)),
@@ -295,6 +297,8 @@ def _check_together(cfg: dict[str, Any]) -> None:
         if side * side != cfg["target.modes"]:
             raise ConfigError(f"target.modes: {cfg['target.modes']} is not a square; the grid target allows "
                               "perfect squares (4, 9, 16, 25, ...)")
+    if cfg["init.kind"] == "pair" and cfg["target.kind"] != "sphere_pair":
+        raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian or sphere otherwise")
 
 
 def hyper_keys() -> list[str]:

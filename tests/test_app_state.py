@@ -66,7 +66,7 @@ def test_parameters_are_generated_from_the_knob_declarations():
         if k.allowed() is not None:
             assert list(p.objects) == k.allowed()
         elif k.kind in (int, float):
-            assert tuple(p.bounds) == tuple(k.bounds)
+            assert tuple(p.bounds) == tuple(k.lab or k.bounds)        # the lab's stricter bounds where set
     assert not any(k.role == "run" for k in knobui.SHOWN)          # steps / record.* make no sense live
     assert "reg_strength" in ATTR.values() and "seed" in ATTR.values()
 
@@ -85,7 +85,7 @@ def test_widgets_follow_the_declarations():
         elif kind == "select":
             assert w.options == k.allowed()
         elif kind in ("slider", "input"):
-            assert (w.start, w.end) == tuple(k.bounds)
+            assert (w.start, w.end) == tuple(knobui.bounds(k))
     # the regulariser knob is declared log: its slider spans decades, out-of-range values widen it
     k = KNOBS["reg.strength"]
     assert knobui.widget_kind(k) == "log"
@@ -126,7 +126,7 @@ def _buildable(key):
     return [v for v in KNOBS[key].allowed() if v not in ("file", "grid")]
 
 
-@pytest.mark.parametrize("name", [k.name for k in KNOBS.values() if k.applies is not None])
+@pytest.mark.parametrize("name", [k.name for k in knobui.SHOWN if k.applies is not None])     # target.file: a path
 def test_a_knob_changes_the_run_exactly_where_it_applies(name):
     """The `applies` declarations are the physics: changing the knob moves the particles for
     every choice it names and leaves them bit-identical for every other one."""
@@ -243,7 +243,7 @@ def test_bad_combination_in_url_falls_back_at_start():
 @pytest.mark.parametrize("name,data,why", [
     ("bad.csv", b"x,y\n1,2\n3,oops\n", "cannot read"),
     ("ragged.csv", b"1,2\n3\n", "cannot read"),
-    ("empty.csv", b"", "shape"),
+    ("empty.csv", b"", "is empty"),
     ("nan.csv", b"1,2\nnan,4\n", "non-finite"),
     ("binary.csv", bytes(range(256)), "cannot read"),
     ("bad.npy", b"not a numpy file", "cannot read"),
@@ -581,3 +581,183 @@ def test_spectrum_of_a_large_dense_kernel_shows_its_top_levels(monkeypatch):
     levels, _ = frames.spectrum(sim, s)
     v.set_spectrum(levels, np.zeros(0, dtype=np.int64), n=300)
     assert len(levels) == 0 and "not computed live" in v.spectrum_fig.title.text
+
+
+# ---------------------------------------------------------------- safety: builds, limits, memory, serve
+def test_building_never_blocks_the_caller_the_event_loop(monkeypatch):
+    """A structural change returns at once; the build runs in the session's worker thread."""
+    import threading
+    from app import state
+    gate, built_in = threading.Event(), []
+    real = state.build
+
+    def slow_build(cfg, **kw):
+        built_in.append(threading.current_thread().name)
+        gate.wait(30)
+        return real(cfg, **kw)
+
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+        monkeypatch.setattr(state, "build", slow_build)
+        setter = threading.Thread(target=setattr, args=(lab, "disc_width", 64), daemon=True)
+        setter.start()
+        setter.join(10)
+        assert not setter.is_alive(), "setting a structural knob waited for the build"
+        assert lab.building
+        wait_until(lambda: built_in)
+        assert built_in[0].startswith("effgan-worker")
+        gate.set()
+        wait_until(lambda: lab.worker.cfg["disc.width"] == 64)
+        lab.take_frame()
+        assert not lab.building
+    finally:
+        gate.set()
+        lab.close()
+
+
+@pytest.mark.parametrize("fail", [MemoryError("cannot allocate"), RuntimeError("engine broke")])
+def test_any_failure_while_building_reverts_with_a_message_and_keeps_the_run(monkeypatch, fail):
+    from app import state
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+
+        def broken(cfg, **kw):
+            raise fail
+        monkeypatch.setattr(state, "build", broken)
+        lab.disc_width = 64
+        wait_until(lambda: (lab.take_frame(), lab.message_kind == "danger")[1])
+        assert type(fail).__name__ in lab.message and "kept the running simulation" in lab.message
+        assert lab.disc_width == 128 and lab.worker.cfg["disc.width"] == 128 and lab.worker.error == ""
+        n = lab.worker.steps_done
+        wait_until(lambda: lab.worker.steps_done > n + 5)            # the old run goes on
+    finally:
+        lab.close()
+
+
+def test_init_pair_without_the_sphere_pair_is_a_message_and_keeps_the_run(lab):
+    wait_until(lambda: lab.worker.steps_done > 3)
+    lab.init_kind = "pair"
+    assert lab.init_kind == "gaussian" and lab.message_kind == "danger" and "sphere_pair" in lab.message
+    n = lab.worker.steps_done
+    wait_until(lambda: lab.worker.steps_done > n + 5)
+    assert lab.worker.error == "" and lab.worker.running
+
+
+@pytest.mark.parametrize("query, says", [
+    ({"particles": "1000000"}, "particles: 1000000 is over the lab's limit; allowed 1 to 20000"),
+    ({"target.modes": "10000"}, "target.modes: 10000 is over the lab's limit; allowed 1 to 500"),
+    ({"seed": "9" * 400}, "seed:"),
+    ({"kernel.ratio": b"\xff\xfe"}, "kernel.ratio:"),
+])
+def test_a_link_over_the_lab_limits_is_a_message_and_the_preset_runs(query, says):
+    lab = Lab()
+    errors = lab.apply_query(query)
+    assert len(errors) == 1 and errors[0].startswith(says), errors
+    assert lab.message.startswith("ignored in the link") and "\n" not in lab.message
+    assert lab.particles == 64 and lab.target_modes == 8 and lab.seed == 1
+
+
+def test_the_session_cost_cap_refuses_a_combination_in_the_lab_bounds():
+    """Each knob within its lab bound, together over the session's memory: refused before allocating."""
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+        lab.param.update(kernel_kind="rbf", particles=20_000)
+        assert "MiB" in lab.message and "kept the running simulation" in lab.message
+        assert lab.particles == 16 and lab.worker.cfg["particles"] == 16
+    finally:
+        lab.close()
+
+
+APPLIES_FOR = {"target.samples": {"target.kind": "digits"}, "target.sphere_dim": {"target.kind": "sphere_pair"},
+               "critic.restarts": {"disc.kind": "f1_neuron"}, "kernel.net_width": {"kernel.kind": "network"}}
+
+
+@pytest.mark.parametrize("name", [k.name for k in KNOBS.values() if k.lab is not None])
+def test_each_lab_bound_fits_one_session_and_is_stricter_than_the_cli(name):
+    """The lab bounds are sized by memory: one knob at its lab bound, the rest at the defaults,
+    stays under the session's cap (combinations are the cap's to refuse)."""
+    from app.state import check_cost
+    from dynamics.knobs import resolve
+    k = KNOBS[name]
+    assert k.bounds[0] <= k.lab[0] and k.lab[1] < k.bounds[1]
+    check_cost(resolve({**APPLIES_FOR.get(name, {}), name: k.lab[1]}))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (__import__("os").sysconf("SC_PAGE_SIZE") / 2**20)
+
+
+def test_a_session_at_the_lab_limits_gives_its_memory_back():
+    """Sessions at the largest size the lab allows, opened and closed one after the other: the
+    RSS comes back near where it was (the old lab let ?particles=1000000 take 3 GB and kept it)."""
+    import gc
+
+    def session():
+        lab = Lab()
+        lab.apply_query({"particles": "20000", "target.modes": "500"})
+        lab.start()
+        wait_until(lambda: lab.worker.steps_done > 5, 60)
+        assert lab.worker.cfg["particles"] == 20_000 and lab.message == ""
+        peak = _rss_mb()
+        w = lab.worker
+        lab.close()
+        wait_until(lambda: not w.alive, 30)
+        return peak
+
+    session()                                   # the first one warms torch's caches and code
+    gc.collect()
+    base = _rss_mb()
+    peaks = [session() for _ in range(3)]
+    gc.collect()
+    assert max(peaks) - base < (256 + 128)      # the session's cap, with room for the allocator
+    assert _rss_mb() - base < 64, (base, peaks, _rss_mb())
+
+
+def test_serve_names_the_port_or_the_address_it_cannot_use():
+    import argparse
+    import socket
+    from app import server
+    ap = argparse.ArgumentParser()
+    server.add_serve_arguments(ap)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^--port: {port} is busy"):
+            server.main_serve(ap.parse_args(["--port", str(port)]))
+    for address in ("no.such.host.invalid", "10.255.255.1"):
+        with pytest.raises(ConfigError, match=r"^--address: ") as e:
+            server.main_serve(ap.parse_args(["--address", address, "--port", "0"]))
+        assert "\n" not in str(e.value)
+
+
+def test_the_log_drops_closed_tab_tracebacks_and_keeps_real_errors():
+    import logging
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+    from app import server
+    server.quiet_closed_tabs()
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    lg = logging.getLogger("tornado.application")
+    lg.addHandler(handler)
+    try:
+        for exc in (WebSocketClosedError(), StreamClosedError(), ValueError("a real bug")):
+            try:
+                raise exc
+            except Exception:
+                lg.exception("Uncaught exception")
+    finally:
+        lg.removeHandler(handler)
+    assert [type(r.exc_info[1]).__name__ for r in seen] == ["ValueError"]
+
+
+def test_an_empty_upload_is_a_message(lab):
+    assert lab.upload("empty.csv", b"") is False
+    assert lab.message == ("target.file: empty.csv is empty; allowed a CSV or .npy file, one point per row "
+                           "(kept the running simulation)")
