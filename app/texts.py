@@ -1,5 +1,7 @@
 """The short explanations shown beside each view (Markdown)."""
 
+from dynamics.companion import CITATIONS, SHORT
+
 INTRO = """\
 **Watch a GAN learn, and fail to learn.** The generator is a cloud of particles *x<sub>i</sub>*
 coupled by a kernel Θ; the discriminator *D* pushes each of them towards the data. Pick a preset,
@@ -55,31 +57,37 @@ share exactly this set-up.
 """
 
 METERS = {   # one paragraph per companion meter (`app.meters`), shown while it applies
-    "ct": """\
-**Conditional transport (paper C).** The loss the particles descend is
+    "ct": f"""\
+**Conditional transport ({SHORT['C']}).** The loss the particles descend is
 ρ·*forward* + (1 − ρ)·*backward*. The *forward* cost asks every data point to find particles near
 it: it falls only when all modes are covered. The *backward* cost asks every particle to find data
 near it: it falls when particles sit sharply on some mode, even a few. ρ = 1 covers the modes but
 smears mass between them, ρ = 0 seeks a few modes; ρ = 0.5 balances the two, provided
 no particle jumps too far in one step: *ct.max_step* (an advanced knob) caps each particle's move;
 without it the first particles to reach a mode grab all its data and the rest lag behind.
+
+*{CITATIONS['C']}*
 """,
-    "approx": """\
-**Approximability (paper B).** How much of the true distance the critic sees: its IPM
+    "approx": f"""\
+**Approximability ({SHORT['B']}).** How much of the true distance the critic sees: its IPM
 E<sub>data</sub>*D* − E<sub>particles</sub>*D* on a fresh data batch, over the exact
 Wasserstein-1 distance of the same samples. A 1-Lipschitz critic (the *f1_neuron*) stays within
 [−1, 1]; a ratio near 0 while the particles are far from the data means the critic is blind to
 what is wrong, e.g. a symmetric mode collapse. The *train − test* gap is the IPM on the batch the
 critic was trained on minus the one on the fresh batch: above 0, it fits sampling noise. Other
 critics are not Lipschitz-normalised, so their ratio is a trend, not a fraction.
+
+*{CITATIONS['B']}*
 """,
-    "paper_a": """\
-**Feature learning vs a fixed kernel (paper A).** Four distances of the particles to the data,
+    "paper_a": f"""\
+**Feature learning vs a fixed kernel ({SHORT['A']}).** Four distances of the particles to the data,
 each divided by its *null*: the same estimate between two independent data batches, the floor
 that sampling noise alone reaches. The F1 IPM (best single ReLU neuron, a learned feature), the F2
 IPM (the same neurons averaged with fixed random weights, a kernel MMD), the max-sliced W1 (the
 best direction) and the sliced W1 (the average direction). A line near 1 cannot tell the particles
 from data: on the sphere pair, F2 and the sliced W1 sit near there while F1 and the max-sliced W1
 still see the hidden direction.
+
+*{CITATIONS['A']}*
 """,
 }

@@ -14,6 +14,8 @@ from bokeh.models import (Arrow, ColorBar, ColumnDataSource, Label, LabelSet, Li
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
 
+from dynamics.companion import SHORT
+
 from .frames import Frame, Scene
 
 ROLLOVER = 3000
@@ -43,8 +45,8 @@ METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, le
     "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),
                 ("msw1_rel", "max-sliced W1 / null", "#1f77b4"), ("sw1_rel", "sliced W1 / null", "#ff7f0e")],
 }
-METER_TITLES = {"ct": "Conditional transport costs (paper C)", "approx": "Approximability (paper B)",
-                "paper_a": "Distance over its null (paper A)"}
+METER_TITLES = {"ct": f"Conditional transport costs ({SHORT['C']})", "approx": f"Approximability ({SHORT['B']})",
+                "paper_a": f"Distance over its null ({SHORT['A']})"}
 METER_REFERENCE = {"approx": 1.0, "paper_a": 1.0}     # dashed line: IPM = W1, value = null
 
 

@@ -188,7 +188,7 @@ def test_ct_costs_meter_shows_for_conditional_transport_only(page, lab_url):
     assert worker.cfg["disc.kind"] == "ct"
     wait_until(lambda: page.evaluate(METER, "ct")[1] > 0, 60, 0.1, "CT costs streaming into the page")
     assert page.evaluate(METER, "ct")[0] and not page.evaluate(METER, "approx")[0]
-    wait_until(lambda: shows(page, "Conditional transport (paper C)."), 60, 0.1, "the CT meter's text")
+    wait_until(lambda: shows(page, "Conditional transport (Zheng & Zhou 2021)."), 60, 0.1, "the CT meter's text")
     page.locator(".knob-disc_kind select").select_option("mlp")
     wait_until(lambda: page.evaluate(METER, "approx")[0] and not page.evaluate(METER, "ct")[0], 60, 0.1,
                "the approximability meter instead")
