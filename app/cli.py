@@ -10,17 +10,17 @@ import signal
 import sys
 from typing import Any
 
-from . import presets
-from .knobs import KNOBS, ConfigError, parse_assignment, resolve
+from dynamics import presets
+from dynamics.knobs import KNOBS, ConfigError, parse_assignment, resolve
 
 COMMANDS = {
-    "run": ("dynamics.cli", "run one simulation (or a batch of seeds) and print or save its metrics"),
-    "presets": ("dynamics.cli_presets", "list the presets"),
-    "knobs": ("dynamics.cli_presets", "list every config key with its default, range and meaning"),
-    "serve": ("app.server", "start the live lab in the browser"),
-    "sweep": ("dynamics.sweep.cli", "run a parameter sweep from a TOML spec (resumable)"),
-    "figure": ("app.figures", "draw a figure from sweep or run results"),
-    "reproduce": ("dynamics.gallery", "run a named experiment end to end and write its figure and data"),
+    "run": ("app.cli", "run one simulation (or a batch of seeds) and print or save its metrics"),
+    "presets": ("app.cli_presets", "list the presets"),
+    "knobs": ("app.cli_presets", "list every config key with its default, range and meaning"),
+    "serve": ("app.lab.server", "start the live lab in the browser"),
+    "sweep": ("app.cli_sweep", "run a parameter sweep from a TOML spec (resumable)"),
+    "figure": ("app.plots.figures", "draw a figure from sweep or run results"),
+    "reproduce": ("app.cli_reproduce", "run a named experiment end to end and write its figure and data"),
 }
 
 
@@ -155,9 +155,9 @@ def small_problem_threads(cfg, batch: int) -> None:
 
 
 def main_run(args) -> int:
-    from .engine import resolve_device
-    from .results import check_writable, to_dataset, write_netcdf
-    from .run import simulate
+    from dynamics.engine import resolve_device
+    from dynamics.results import check_writable, to_dataset, write_netcdf
+    from dynamics.run import simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
     small_problem_threads(cfg, len(members or [{}]))

@@ -22,8 +22,8 @@ from typing import Callable
 
 import torch
 
-from dynamics.companion.ct import ct_costs
-from dynamics.companion.live import approximability, f1_f2_meter
+from dynamics.papers.ct import ct_costs
+from dynamics.papers.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
 from dynamics.targets import ON_SPHERE

@@ -49,7 +49,7 @@ The address bar always holds the preset, every changed knob and the seed: copy i
 exactly this set-up.
 """
 
-METERS = {   # one paragraph per companion meter (`app.meters`), shown while it applies
+METERS = {   # one paragraph per companion meter (`app.lab.meters`), shown while it applies
     "ct": """\
 **Conditional transport (paper C).** The loss the particles descend is
 ρ·*forward* + (1 − ρ)·*backward*. The *forward* cost asks every data point to find particles near

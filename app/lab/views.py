@@ -29,7 +29,7 @@ SERIES = {   # figure -> [(metric, legend, colour)]
 }
 TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
           "speeds": "Collective vs relative speed (per step)"}
-METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, legend, colour)]
+METER_SERIES = {   # companion meter (`app.lab.meters`) -> its figure's [(column, legend, colour)]
     "ct": [("ct_forward", "forward: covering", "#ff7f0e"), ("ct_backward", "backward: seeking", "#1f77b4")],
     "approx": [("ra_ratio", "critic IPM / W1", "#7b2cbf"), ("ra_gap", "train − test IPM", "#555555")],
     "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),

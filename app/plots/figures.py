@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics.knobs import KNOBS, ConfigError
-from dynamics.sweep import theory
+from dynamics import theory
 from dynamics.sweep.store import open_results
 
 KINDS = ("phase", "curve", "spectrum")
