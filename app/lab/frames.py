@@ -46,7 +46,7 @@ class Scene:
     image_shape: tuple[int, int] | None
     kernel_kind: str
     title: str
-    meters: tuple[str, ...] = ()  # companion meters that apply (`app.lab.meters`)
+    meters: tuple[str, ...] = ()  # companion meters that apply (`app.meters`)
 
 
 @dataclasses.dataclass(frozen=True)
