@@ -51,8 +51,8 @@ def streaming(particles: int, speed: int, seconds: float) -> tuple[float, float,
     """(frames/s in the page, worker steps/s, page load seconds)."""
     from playwright.sync_api import sync_playwright
 
-    from app import server
-    from app.worker import LIVE
+    from app.lab import server
+    from app.lab.worker import LIVE
     port = server.free_port()
     srv = server.serve(port, threaded=True, threads=torch.get_num_threads())
     try:

@@ -89,7 +89,7 @@ def single_runs(k: int) -> dict:
         sets = ["--set", f"disc.activation={act}", "--set", f"kernel.ratio={r}", "--set", f"lr.disc={lr}",
                 "--set", "record.every=100", "--set", "device=cpu"]
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "run", "--preset", "ring8",
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--preset", "ring8",
                                  "--steps", str(spec.config["steps"]), *sets, "--json"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL)
         _, status, ru = os.wait4(proc.pid, 0)             # this child's own CPU time

@@ -146,7 +146,7 @@ def clip_moves(F: Tensor, hyper) -> Tensor:
 
 @DISCRIMINATORS.register("ct")
 def conditional_transport(cfg) -> Discriminator:
-    from .companion.ct import ct_costs, ct_costs_and_grad
+    from .papers.ct import ct_costs, ct_costs_and_grad
 
     def init(gens, d, dtype, device):
         return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}

@@ -162,7 +162,9 @@ def _affine_unrolled(Z, Wt, b):
 
 # UNROLLED: one broadcast product per small index, every inner loop over H or n. Slow eagerly,
 # but torch.compile fuses it into a few vectorised loops with no (B, n, H) temporaries: 2×
-# faster than BLAS calls for d = 2 (benchmarks/engine.py). Used under `compile` for small d.
+# faster than BLAS calls for d = 2 (benchmarks/engine.py). Used under `compile` for small d, and
+# only while tracing: an eager caller of a compile = true critic (the fallback, the lab's force
+# arrows and critic field) gets BLAS, 2.5-3x faster eagerly.
 UNROLLED = Products(
     affine=_affine_unrolled,
     rows=lambda S, Vt: torch.stack([(S * Vt[:, k:k + 1]).sum(-1) for k in range(Vt.shape[1])], -1),
@@ -172,7 +174,7 @@ UNROLL_MAX_DIM = 8
 
 
 def products_for(compiled: bool, d: int) -> Products:
-    return UNROLLED if compiled and d <= UNROLL_MAX_DIM else BLAS
+    return UNROLLED if compiled and d <= UNROLL_MAX_DIM and torch.compiler.is_compiling() else BLAS
 
 
 def _aW_t(p: Params) -> Tensor:

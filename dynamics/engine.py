@@ -151,7 +151,7 @@ def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
     if cfg["init.kind"] == "pair":
         if cfg["target.kind"] != "sphere_pair":
             raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian or sphere otherwise")
-        from .companion.spheres import sample_sphere_pair
+        from .papers.spheres import sample_sphere_pair
         return torch.stack([sample_sphere_pair(N, d, cfg["target.sphere_k"], -1, g, dtype=torch.float64)
                             for g in gens]).to(device=device, dtype=dtype)
     if cfg["init.kind"] == "sphere":

@@ -274,7 +274,7 @@ def sphere_pair(cfg) -> Target:
 
     Its partner μ ∝ (−P_{k,d})_+ is where `init.kind = pair` starts the particles: ν − μ is a
     pure degree-k spherical harmonic, which fixed-kernel critics can barely see."""
-    from .companion.spheres import sample_sphere_pair
+    from .papers.spheres import sample_sphere_pair
     d, k = cfg["target.sphere_dim"], cfg["target.sphere_k"]
 
     def sampler(key, counter, m):
@@ -289,7 +289,7 @@ def sphere_pair(cfg) -> Target:
 def sphere_stein(cfg) -> Target:
     """The Stein target ν ∝ exp(γ P_{k,d}(x_d)) on S^(d−1) (paper A's explicit-model pair, with
     μ = τ: `init.kind = sphere`), drawn exactly by inverse CDF of its zonal density."""
-    from .companion.spheres import sample_stein
+    from .papers.spheres import sample_stein
     d, k, gamma = cfg["target.sphere_dim"], cfg["target.sphere_k"], cfg["target.sphere_gamma"]
 
     def sampler(key, counter, m):

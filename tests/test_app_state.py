@@ -15,11 +15,11 @@ pytest.importorskip("panel")
 
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS  # noqa: E402
-from app import export, frames, knobui, views  # noqa: E402
-from app.state import ATTR, Lab  # noqa: E402
+from app.lab import export, frames, knobui, views  # noqa: E402
+from app.lab.state import ATTR, Lab  # noqa: E402
 from dynamics.knobs import ConfigError  # noqa: E402
 from dynamics.targets import load_points, parse_csv  # noqa: E402
-from app.worker import LIVE, Worker  # noqa: E402
+from app.lab.worker import LIVE, Worker  # noqa: E402
 
 
 def wait_until(fn, timeout=20.0, interval=0.02):
@@ -425,7 +425,7 @@ KEY_OF = {v: k for k, v in ATTR.items()}
 
 
 def test_teach_mode_hides_advanced_knobs_and_kinds_hide_what_does_not_apply():
-    from app.page import knob_cards
+    from app.lab.page import knob_cards
     lab = Lab()
     _, widgets = knob_cards(lab)
     advanced = [k.name for k in knobui.SHOWN if k.advanced]
@@ -438,7 +438,7 @@ def test_teach_mode_hides_advanced_knobs_and_kinds_hide_what_does_not_apply():
 
 
 def test_the_page_builds_headless_from_a_query():
-    from app.page import create
+    from app.lab.page import create
     page = create(query={"reg.strength": [b"0.5"], "preset": [b"collapse"]})
     try:
         assert page.lab.reg_strength == 0.5 and page.lab.kernel_ratio == 0.9
@@ -464,7 +464,7 @@ def _run(sim, steps):
 def test_ct_meter_is_the_loss_the_engine_descends():
     """forward = the CT loss at ρ = 1, backward = the loss at ρ = 0, and the ρ-weighted loss is
     the loss_g the next step reports: the meter reads the engine's own objective and batch."""
-    from app import meters
+    from app.lab import meters
     sim = _sim(**{"disc.kind": "ct", "ct.rho": 0.3, "real": 40})
     s = _run(sim, 15)
     m = meters.ct_meter(sim, s)
@@ -477,7 +477,7 @@ def test_ct_meter_is_the_loss_the_engine_descends():
 def test_approximability_of_the_f1_neuron_is_a_fraction_of_w1():
     """The f1 neuron is 1-Lipschitz, so its IPM never exceeds the exact W1 of the same samples;
     for a pure mean shift (paper B, Thm 3.1: Gaussians) it sees nearly all of it."""
-    from app import meters
+    from app.lab import meters
     shift = _sim(**{"disc.kind": "f1_neuron", "target.kind": "point", "target.std": 0.05, "init.std": 0.05,
                     "lr.gen": 0.0})
     s = shift.init()
@@ -498,7 +498,7 @@ def test_approximability_of_the_f1_neuron_is_a_fraction_of_w1():
 
 
 def test_paper_a_meter_sees_a_shift_above_its_null_and_below_exact_w1():
-    from app import meters
+    from app.lab import meters
     sim = _sim(**{"disc.kind": "f1_neuron", "target.kind": "point", "target.std": 0.3, "init.std": 0.3,
                   "lr.gen": 0.0, "particles": 128})
     s = _run(sim, 2)
@@ -513,7 +513,7 @@ def test_paper_a_meter_sees_a_shift_above_its_null_and_below_exact_w1():
 @pytest.mark.parametrize("kind,expect", [("ct", {"ct"}), ("mlp", {"approx"}), ("linear", {"approx"}),
                                          ("f1_neuron", {"approx", "paper_a"}), ("f2_features", {"approx", "paper_a"})])
 def test_meters_stream_only_for_the_kinds_they_apply_to(kind, expect):
-    from app import meters
+    from app.lab import meters
     lab = Lab(particles=24, disc_kind=kind).start()
     try:
         f = frame_of(lab, lambda f: f.meters is not None and f.t > 0 and
@@ -544,7 +544,7 @@ KEYS = {"ct": ("ct_forward", "ct_backward"), "approx": ("ra_ratio", "ra_gap"), "
 def test_costly_meters_take_a_bounded_share_of_the_worker():
     """Each meter waits max(Meter.every, cost / METER_SHARE) after an evaluation, so over a run
     it takes at most METER_SHARE of the thread's time (plus the evaluation under way)."""
-    from app import worker
+    from app.lab import worker
     lab = Lab(particles=64, disc_kind="f1_neuron")
     start = time.monotonic()
     lab.start()
@@ -587,7 +587,7 @@ def test_spectrum_of_a_large_dense_kernel_shows_its_top_levels(monkeypatch):
 def test_building_never_blocks_the_caller_the_event_loop(monkeypatch):
     """A structural change returns at once; the build runs in the session's worker thread."""
     import threading
-    from app import state
+    from app.lab import state
     gate, built_in = threading.Event(), []
     real = state.build
 
@@ -618,7 +618,7 @@ def test_building_never_blocks_the_caller_the_event_loop(monkeypatch):
 
 @pytest.mark.parametrize("fail", [MemoryError("cannot allocate"), RuntimeError("engine broke")])
 def test_any_failure_while_building_reverts_with_a_message_and_keeps_the_run(monkeypatch, fail):
-    from app import state
+    from app.lab import state
     lab = Lab(particles=16).start()
     try:
         wait_until(lambda: lab.worker.steps_done > 3)
@@ -679,7 +679,7 @@ APPLIES_FOR = {"target.samples": {"target.kind": "digits"}, "target.sphere_dim":
 def test_each_lab_bound_fits_one_session_and_is_stricter_than_the_cli(name):
     """The lab bounds are sized by memory: one knob at its lab bound, the rest at the defaults,
     stays under the session's cap (combinations are the cap's to refuse)."""
-    from app.state import check_cost
+    from app.lab.state import check_cost
     from dynamics.knobs import resolve
     k = KNOBS[name]
     assert k.bounds[0] <= k.lab[0] and k.lab[1] < k.bounds[1]
@@ -720,7 +720,7 @@ def test_a_session_at_the_lab_limits_gives_its_memory_back():
 def test_serve_names_the_port_or_the_address_it_cannot_use():
     import argparse
     import socket
-    from app import server
+    from app.lab import server
     ap = argparse.ArgumentParser()
     server.add_serve_arguments(ap)
     with socket.socket() as busy:
@@ -739,7 +739,7 @@ def test_the_log_drops_closed_tab_tracebacks_and_keeps_real_errors():
     import logging
     from tornado.iostream import StreamClosedError
     from tornado.websocket import WebSocketClosedError
-    from app import server
+    from app.lab import server
     server.quiet_closed_tabs()
     seen = []
     handler = logging.Handler()

@@ -6,7 +6,7 @@ its kind (wrong type, out of range, huge integers, nan/inf, empty, ...) through 
 `--set`, a JSON `--config` and a TOML sweep spec's [set] table, so a knob added later is fuzzed
 without writing a case. Then every flag of `effgan run` with bad values, malformed `--set`,
 contradictory options, oversized configs and hostile files (a FIFO, /dev/zero, a deep nest).
-The CLI runs in-process (`dynamics.cli.main`); a handful of cases also run as real processes.
+The CLI runs in-process (`app.cli.main`); a handful of cases also run as real processes.
 A bad input that is accepted reaches a guard instead of a simulation and fails its case.
 
 The session prints the number of cases per category and how many were answered.
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import dynamics.run
 import dynamics.sweep.cli
-from dynamics.cli import main
+from app.cli import main
 from dynamics.knobs import KNOBS, ConfigError, Knob, parse_assignment
 
 HUGE = int("9" * 400)
@@ -303,7 +303,7 @@ def test_cli_set_with_random_text_runs_or_exits_2(capsys, key, text):
                                   ["run", "--set", "disc.width=100000", "--set", "disc.depth=3"]],
                          ids=["huge-int", "no-key", "seed-abc", "seeds-empty-item", "budget"])
 def test_as_a_real_process(args):
-    p = subprocess.run([sys.executable, "-m", "dynamics.cli", *args], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=120)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
 
@@ -311,6 +311,6 @@ def test_as_a_real_process(args):
 def test_a_fifo_config_does_not_hang_a_real_process(tmp_path):
     fifo = tmp_path / "c.json"
     os.mkfifo(fifo)
-    p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(fifo)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "app.cli", "run", "--config", str(fifo)], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2 and "is a FIFO" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

@@ -4,7 +4,7 @@ Cases are generated, not listed by hand: every sweep-spec field (dynamics.sweep.
 and every knob (dynamics.knobs.KNOBS) under [set] and [axes], times wrong type / out of
 range / unknown key / path traversal; every point-file kind (CSV, .npy of each dtype kind);
 sweep results (Zarr damaged or partial, netCDF with crafted attributes). The CLI runs in
-process (`dynamics.cli.main`), its stderr captured. The parametrize ids start with the
+process (`app.cli.main`), its stderr captured. The parametrize ids start with the
 category, so `pytest --co -q tests/test_bad_input_files.py | cut -d[ -f2 | cut -d- -f1 | sort
 | uniq -c` gives the counts per category.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dynamics.cli import main
+from app.cli import main
 from dynamics.knobs import KNOBS
 from dynamics.sweep.spec import FIELDS, MAX_POINTS, sweepable
 

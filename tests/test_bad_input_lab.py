@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("panel")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from app import knobui  # noqa: E402
-from app.state import ATTR, Lab  # noqa: E402
+from app.lab import knobui  # noqa: E402
+from app.lab.state import ATTR, Lab  # noqa: E402
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS, ConfigError  # noqa: E402
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 import xarray as xr
 
-from dynamics.cli import main
+from app.cli import main
 
 
 def test_run_json_has_config_and_final_metrics(capsys):
@@ -72,7 +72,7 @@ def test_presets_lists_the_defaults(capsys):
     (["serve", "--port", "70000"], "--port: 70000 is not allowed; allowed 0 (any free port) to 65535"),
 ])
 def test_bad_input_exits_2_with_one_line(args, first):
-    p = subprocess.run([sys.executable, "-m", "dynamics.cli", *args], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and first in lines[0], p.stderr
@@ -85,7 +85,7 @@ def test_bad_input_exits_2_with_one_line(args, first):
 def test_malformed_config_file_exits_2(tmp_path, content, first):
     f = tmp_path / "c.json"
     f.write_text(content)
-    p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(f)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "app.cli", "run", "--config", str(f)], capture_output=True,
                        text=True)
     assert p.returncode == 2 and first in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
@@ -93,7 +93,7 @@ def test_malformed_config_file_exits_2(tmp_path, content, first):
 def test_config_file_that_is_not_text_exits_2(tmp_path):
     f = tmp_path / "c.json"
     f.write_bytes(b"\xff\xfe{}")
-    p = subprocess.run([sys.executable, "-m", "dynamics.cli", "run", "--config", str(f)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "app.cli", "run", "--config", str(f)], capture_output=True,
                        text=True)
     assert p.returncode == 2 and "--config: c.json is not UTF-8 text" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1

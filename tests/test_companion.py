@@ -1,4 +1,4 @@
-"""Maths checks for dynamics.companion against the numbers in research/other_seeds.md (A–D)."""
+"""Maths checks for dynamics.papers against the numbers in research/other_seeds.md (A–D)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from dynamics.companion import (
+from dynamics.papers import (
     condition_number, ct_costs, ct_particle_flow, ct_particle_grad, f1_ipm, f2_ipm,
     f2_ipm_features, gd_iterations_to_tol, gegenbauer, harmonic_count,
     marchenko_pastur_condition, max_sliced_w1, mixture_kl, mode_coverage, pair_theory,
@@ -17,7 +17,7 @@ from dynamics.companion import (
     sample_mixture, sample_sphere, sample_sphere_pair, sample_stein,
     sliced_w1, stein_ratio_bound, stein_score, w1_1d, w1_assignment, w2_gaussian,
 )
-from dynamics.companion.spheres import _phi_grid, _zonal_mean
+from dynamics.papers.spheres import _phi_grid, _zonal_mean
 from dynamics.knobs import ConfigError
 
 F64 = torch.float64

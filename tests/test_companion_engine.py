@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dynamics.cli import main
+from app.cli import main
 from dynamics.engine import build
 
 PAIR = {"target.kind": "sphere_pair", "target.sphere_dim": 8, "target.sphere_k": 6, "init.kind": "pair",
@@ -40,7 +40,7 @@ def test_f2_critic_sits_at_its_noise_floor_while_f1_detects_the_pair():
 def test_particles_start_on_mu_and_f1_moves_them_towards_nu():
     sim = build({**PAIR, "particles": 400, "lr.gen": 30.0, "disc.kind": "f1_neuron", "dtype": "float32"})
     s = sim.init()
-    from dynamics.companion.spheres import gegenbauer
+    from dynamics.papers.spheres import gegenbauer
     mean_p = lambda x: float(gegenbauer(6, 8, x[0, :, -1].double()).mean())   # noqa: E731
     before = mean_p(s.x)
     assert before < 0                                                # μ lives where P_k < 0
@@ -54,7 +54,7 @@ def test_ct_force_is_minus_n_times_the_loss_gradient():
     s = sim.init()
     real = sim.target.sample(s.key, 0, 16)
     loss, F = sim.disc.force(s.disc, s.x, real, s.hyper)
-    from dynamics.companion.ct import ct_costs
+    from dynamics.papers.ct import ct_costs
     x = s.x.clone().requires_grad_(True)
     L = ct_costs(real, x, 4.0, 0.3)["loss"].sum()
     torch.testing.assert_close(F, -16 * torch.autograd.grad(L, x)[0])
@@ -119,7 +119,7 @@ def test_ct_max_step_bounds_every_move_and_gives_the_balanced_regime():
     """ρ = 0.5 on the 8-Gaussian ring (research notes C.5): clipped at 0.05 per particle and step
     (exact for two_number, r = 0) the run covers all 8 modes sharply; unclipped, the particles
     that reach a mode first take long forward-cost jumps and the cloud stalls short of it."""
-    from dynamics.companion import mode_coverage, ring_centers
+    from dynamics.papers import mode_coverage, ring_centers
     sim = build(CT_RING)
     s = sim.init([{"ct.max_step": 0.05}, {"ct.max_step": 0.0}])
     longest = torch.zeros(2, dtype=torch.float64)

@@ -1,5 +1,5 @@
-"""The companion gallery (`dynamics.companion.gallery`) at --quick size, and the live meters
-(`dynamics.companion.live`): each experiment's summary must state the physics of the research
+"""The companion gallery (`dynamics.experiments.companion`) at --quick size, and the live meters
+(`dynamics.papers.live`): each experiment's summary must state the physics of the research
 notes (other_seeds.md A.6, B.5, C.5, D.3), and its data and figure must be on disk."""
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 import torch
 import xarray as xr
 
-from dynamics.companion import ring_centers, sample_mixture
-from dynamics.companion.gallery import (
+from app.plots.companion import draw
+from dynamics.papers import ring_centers, sample_mixture
+from dynamics.experiments.companion import (
     CT_BALANCE, DOUBLE_DESCENT, EXPERIMENTS, IPM_VS_KL, SEPARATION, mode_drop_family, pair_means,
 )
-from dynamics.companion.live import approximability, f1_f2_meter, w1_estimate
+from dynamics.papers.live import approximability, f1_f2_meter, w1_estimate
 
 PNG = b"\x89PNG\r\n\x1a\n"
 F64 = torch.float64
@@ -25,7 +26,7 @@ SIZES = {"separation": SEPARATION, "ipm-vs-kl": IPM_VS_KL, "ct-balance": CT_BALA
 
 def quick(tmp_path_factory, name):
     out = tmp_path_factory.mktemp(name)
-    summary = EXPERIMENTS[name].run(True, out, seed=0)
+    summary = EXPERIMENTS[name].run(True, out, seed=0, figures=draw)
     return out, summary
 
 
@@ -203,7 +204,7 @@ def test_reproduce_companion_cli_honours_no_figures_and_refuses_what_it_cannot_d
     """`effgan reproduce double-descent`: --no-figures writes data and summary only; options of
     sweeps it does not use (--resume, --workers, --scheduler) are one-line errors, exit 2; an
     --out that already holds results is refused, not overwritten."""
-    from dynamics.cli import main
+    from app.cli import main
     out = tmp_path / "dd"
     assert main(["reproduce", "double-descent", "--quick", "--out", str(out), "--no-figures"]) == 0
     printed = capsys.readouterr().out.splitlines()
@@ -224,8 +225,8 @@ def test_the_companion_papers_are_cited_where_a_user_reads_about_them(capsys):
     import re
 
     from dynamics import presets
-    from dynamics.companion import CITATIONS
-    from dynamics.cli import main
+    from dynamics.papers import CITATIONS
+    from app.cli import main
     assert main(["reproduce", "--list"]) == 0
     listed = capsys.readouterr().out
     for key in "ABCD":

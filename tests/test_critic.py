@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dynamics import rng
+from dynamics import discriminators, rng
 from dynamics.activations import ACTIVATIONS
 from dynamics.discriminators import DISCRIMINATORS, Batch, autograd_ascent, autograd_value_and_grad
 from dynamics.engine import _optimizer
@@ -12,10 +12,12 @@ from dynamics.losses import LOSSES, REGULARISERS
 B, M, N, d = 3, 7, 5, 3
 
 
-def _setup(kind, act, seed=0):
+def _setup(kind, act, seed=0, monkeypatch=None):
     """kind "mlp_unrolled": the mlp with the products written for torch.compile (run eagerly)."""
     torch.manual_seed(seed)
     compiled = kind == "mlp_unrolled"
+    if compiled:        # they are chosen only while tracing: choose them here, eagerly
+        monkeypatch.setattr(discriminators, "products_for", lambda compiled, d: discriminators.UNROLLED)
     kind = "mlp" if compiled else kind
     cfg = resolve({"disc.activation": act, "disc.width": 6, "disc.kind": kind, "compile": compiled})
     disc = DISCRIMINATORS[kind](cfg)
@@ -30,8 +32,8 @@ def _setup(kind, act, seed=0):
 
 @pytest.mark.parametrize("kind", ["mlp", "mlp_unrolled", "linear"])
 @pytest.mark.parametrize("act", ACTIVATIONS.names())
-def test_closed_form_objective_gradient_equals_autograd(kind, act):
-    disc, p, batch, hyper = _setup(kind, act)
+def test_closed_form_objective_gradient_equals_autograd(kind, act, monkeypatch):
+    disc, p, batch, hyper = _setup(kind, act, monkeypatch=monkeypatch)
     for ln in LOSSES.names():
         for rn in REGULARISERS.names():
             g1, J1 = disc.ascent(p, batch, hyper, LOSSES[ln], REGULARISERS[rn])
@@ -44,12 +46,29 @@ def test_closed_form_objective_gradient_equals_autograd(kind, act):
 
 @pytest.mark.parametrize("kind", ["mlp", "mlp_unrolled", "linear"])
 @pytest.mark.parametrize("act", ACTIVATIONS.names())
-def test_closed_form_input_gradient_equals_autograd(kind, act):
-    disc, p, batch, _ = _setup(kind, act)
+def test_closed_form_input_gradient_equals_autograd(kind, act, monkeypatch):
+    disc, p, batch, _ = _setup(kind, act, monkeypatch=monkeypatch)
     D1, g1 = disc.value_and_grad(p, batch.fake)
     D2, g2 = autograd_value_and_grad(disc.value, p, batch.fake)
     torch.testing.assert_close(D1, D2, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-12)
+
+
+def test_unrolled_products_only_while_compiling():
+    """compile = true picks the products written for torch.compile only inside its trace: an eager
+    caller of the same critic (the fallback, the lab's force arrows and critic field) keeps BLAS,
+    2.5-3x faster eagerly."""
+    assert discriminators.products_for(True, 2) is discriminators.BLAS
+    seen = []
+
+    @torch.compile(backend="eager")
+    def traced(x):
+        seen.append(discriminators.products_for(True, 2) is discriminators.UNROLLED)
+        return x + 1
+
+    traced(torch.zeros(2))
+    assert seen == [True]
+    assert discriminators.products_for(True, 2 * discriminators.UNROLL_MAX_DIM) is discriminators.BLAS
 
 
 def test_activation_derivatives_match_autograd():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dynamics.cli import main
+from app.cli import main
 from dynamics.knobs import resolve
-from dynamics.sweep import theory
+from dynamics import theory
 
 
 def _save(ds, path):
@@ -76,7 +76,7 @@ def figure(*args) -> int:
 
 
 def _objects(ds_path, kind, **kw):
-    from app.figures import figure as build
+    from app.plots.figures import figure as build
     from dynamics.sweep import open_results
     return build(open_results(ds_path), kind, **kw)
 
@@ -227,8 +227,8 @@ def test_missing_results_exit_2(tmp_path, capsys):
 def test_shipped_specs_pass_the_figure_check_and_bad_tables_fail_before_the_sweep(tmp_path, capsys):
     """Every [[figure]] of the shipped specs passes check_spec_figures; a bad table is refused
     before a single chunk runs, naming its spec field."""
-    from app.figures import check_spec_figures
-    from dynamics.gallery import SWEEPS
+    from app.plots.figures import check_spec_figures
+    from dynamics.experiments.effective import SWEEPS
     from dynamics.sweep import load_spec
     for path in sorted(SWEEPS.glob("*.toml")):
         for quick in (False, True):

@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from dynamics.cli import main
-from dynamics.gallery import EXPERIMENTS
-from dynamics.sweep import open_results, theory
+from app.cli import main
+from dynamics.experiments.effective import EXPERIMENTS
+from dynamics import theory
+from dynamics.sweep import open_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

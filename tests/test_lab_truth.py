@@ -15,8 +15,8 @@ pytest.importorskip("panel")
 from dynamics import presets  # noqa: E402
 from dynamics.engine import build  # noqa: E402
 from dynamics.knobs import resolve  # noqa: E402
-from app import export, frames, texts, views  # noqa: E402
-from app.state import Lab  # noqa: E402
+from app.lab import export, frames, texts, views  # noqa: E402
+from app.lab.state import Lab  # noqa: E402
 from test_app_state import wait_until  # noqa: E402
 
 wait_until = functools.partial(wait_until, timeout=60.0)
@@ -170,7 +170,7 @@ def test_a_smooth_point_set_shows_distances_not_mode_counts():
 
 
 def test_cli_json_reports_modes_covered_as_a_count_and_coverage_as_a_fraction(capsys):
-    from dynamics.cli import main
+    from app.cli import main
     assert main(["run", "--steps", "30", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert isinstance(m["modes_covered"], int) and isinstance(m["coverage"], float)
@@ -180,7 +180,7 @@ def test_cli_json_reports_modes_covered_as_a_count_and_coverage_as_a_fraction(ca
 # ---------------------------------------------------------------- 12: your own points in the link
 def test_a_drawn_set_round_trips_through_the_share_link():
     import urllib.parse
-    from app import linkdata
+    from app.lab import linkdata
     drawn = np.array([[-1.5, 0.25], [0.0, 1.0], [1.25, -0.5], [2.0, 2.0], [-0.75, -1.75]])
     lab = Lab(particles=32)
     assert lab.use_points(drawn, "drawn points")
@@ -222,7 +222,7 @@ def test_link_points_reject_non_finite_values_and_a_zip_bomb():
     import base64
     import struct
     import zlib
-    from app import linkdata
+    from app.lab import linkdata
     from dynamics.knobs import ConfigError
 
     def text(raw):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dynamics.cli import main
+from app.cli import main
 from dynamics.knobs import ConfigError, resolve
 from dynamics.run import simulate
 from dynamics.sweep import load_spec, make_plan, open_results, parse_spec
@@ -244,7 +244,7 @@ def test_diverged_points_are_recorded_not_fatal(tmp_path, capsys):
 def test_killed_sweep_resumes_with_only_missing_chunks_bit_identical(tiny, tmp_path):
     spec = write_spec(tmp_path / "slow.toml", steps=400)                      # ~0.5 s per chunk
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "sweep", str(spec), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "sweep", str(spec), "--out", str(out),
                              "--workers", "1", "--no-progress"], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = out / "chunks.log"
@@ -382,7 +382,7 @@ def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, sig):
     Every wait is on an event, with generous deadlines (the machine may be loaded)."""
     spec = write_spec(tmp_path / "slow.toml", steps=4000)
     out = tmp_path / "o"
-    proc = subprocess.Popen([sys.executable, "-m", "dynamics.cli", "sweep", str(spec), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "sweep", str(spec), "--out", str(out),
                              "--workers", "2", "--no-progress"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     workers = set()
@@ -455,7 +455,7 @@ def test_a_packaged_spec_is_found_by_name_from_any_folder(tmp_path, monkeypatch,
 
 
 def test_dynamics_never_loads_the_plotting_stack():
-    code = ("import sys, dynamics.gallery, dynamics.sweep.cli, dynamics.sweep.execute; "
+    code = ("import sys, dynamics.experiments, app.cli_sweep, dynamics.sweep.execute; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('holoviews', 'panel', 'bokeh', 'matplotlib')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

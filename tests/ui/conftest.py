@@ -24,8 +24,8 @@ def browser_type_launch_args(browser_type_launch_args):
 @pytest.fixture(scope="module")
 def lab_url():
     import torch
-    from app import server
-    from app.worker import LIVE
+    from app.lab import server
+    from app.lab.worker import LIVE
     torch.set_num_threads(1)
     port = server.free_port()
     srv = server.serve(port, threaded=True)

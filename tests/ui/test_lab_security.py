@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.ui,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed")]
 pytest.importorskip("pytest_playwright")
 
-from app.worker import LIVE  # noqa: E402
+from app.lab.worker import LIVE  # noqa: E402
 from test_lab_ui import _shown_step, open_lab, shows, wait_until  # noqa: E402
 
 SCRIPT = "<script>alert(1)</script>"

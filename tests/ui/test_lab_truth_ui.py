@@ -58,7 +58,7 @@ def test_particles_and_transport_are_in_the_first_screen(browser, lab_url, tmp_p
 def test_a_loading_note_shows_until_the_first_frame(page, lab_url, monkeypatch):
     """The worker's thread is held back: the page must say it is starting, then show the
     particles and drop the note as soon as the first frame is there."""
-    from app import worker
+    from app.lab import worker
     release = threading.Event()
     start = worker.Worker.start
 

@@ -39,13 +39,13 @@ N_PARTICLES = "() => { const d = window.Bokeh && Bokeh.documents[0]; const m = d
 
 
 def newest_worker(after: int = 0):
-    from app.worker import LIVE
+    from app.lab.worker import LIVE
     live = [w for w in list(LIVE) if w.alive and w.id > after and w.cfg is not None]
     return max(live, key=lambda w: w.id) if live else None
 
 
 def last_id() -> int:
-    from app.worker import LIVE
+    from app.lab.worker import LIVE
     return max([w.id for w in list(LIVE)], default=0)
 
 
@@ -165,7 +165,7 @@ def test_points_drawn_on_the_canvas_become_the_target(page, lab_url):
 
 def test_ten_sessions_opened_and_closed_leave_no_worker(context, lab_url):
     """Two rounds of five tabs, each tab's simulation seen running, then every tab closed."""
-    from app.worker import LIVE
+    from app.lab.worker import LIVE
     for _ in range(2):
         before = last_id()
         pages = [context.new_page() for _ in range(5)]

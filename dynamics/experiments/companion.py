@@ -2,7 +2,8 @@
 
 Each run computes its data, writes `out/results.nc` (an xarray Dataset; attrs: the sizes as
 `config` JSON and `dynamics.results.versions()`), draws its figure through
-`app.figures_companion` (imported inside `run`: `dynamics` never loads the plotting stack),
+the `figures` drawer the caller passes (the app's `app.plots.companion.draw`: `dynamics` never
+loads the plotting stack),
 writes `out/summary.json` and returns that summary: the numbers that state the physics.
 
 Run times are wall seconds on this project's 2 shared CPU cores under the load of other
@@ -24,12 +25,12 @@ import torch
 import xarray as xr
 from scipy.stats import pearsonr, spearmanr
 
-from . import (
+from ..papers import (
     condition_number, ct_costs, ct_particle_flow, f1_ipm, f2_ipm_features, gegenbauer,
     marchenko_pastur_condition, mixture_kl, mode_coverage, pair_theory, pseudo_supervised_error,
     ring_centers, sample_linear_gaussian, sample_mixture, sample_sphere_pair, w1_assignment,
 )
-from .spheres import QUAD, _phi_grid, _zonal_mean
+from ..papers.spheres import QUAD, _phi_grid, _zonal_mean
 
 F64 = torch.float64
 
@@ -37,7 +38,7 @@ F64 = torch.float64
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """name: the `effgan reproduce` NAME; doc: what it shows, sizes and run times;
-    run(quick, out, seed=0, figures=True) -> summary dict (also written to out/summary.json)."""
+    run(quick, out, seed=0, figures=None) -> summary dict (also written to out/summary.json)."""
     name: str
     doc: str
     run: Callable[..., dict]
@@ -45,7 +46,7 @@ class Experiment:
 
     @property
     def citation(self) -> str:
-        from . import CITATIONS
+        from ..papers import CITATIONS
         return CITATIONS[self.paper]
 
 
@@ -72,9 +73,9 @@ def _jsonable(v):
 
 
 def _finish(name: str, ds: xr.Dataset, cfg: dict, summary: dict, out: Path, draw: str | None,
-            started: float) -> dict:
-    """Write results.nc, the figure(s) (draw: the `app.figures_companion` function; None: no
-    figures) and summary.json; return the summary."""
+            started: float, drawer: Callable | None = None) -> dict:
+    """Write results.nc, the figure(s) (draw: the figure's kind, drawn by drawer(draw, ds, out);
+    None: no figures) and summary.json; return the summary."""
     from ..results import versions, write_netcdf
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,8 +84,7 @@ def _finish(name: str, ds: xr.Dataset, cfg: dict, summary: dict, out: Path, draw
     write_netcdf(ds, out / "results.nc")
     figures = []
     if draw is not None:
-        from app import figures_companion  # lazily: the plotting stack stays out of `dynamics`
-        figures = getattr(figures_companion, draw)(ds, out)
+        figures = drawer(draw, ds, out)
     summary = {"experiment": name, **summary, "figures": [Path(f).name for f in figures],
                "seconds": round(time.perf_counter() - started, 2)}
     summary = _jsonable(summary)
@@ -156,7 +156,7 @@ def _separation_flow(c: dict, seed: int) -> dict:
     return out
 
 
-def run_separation(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
+def run_separation(quick: bool, out: Path, seed: int = 0, figures: Callable | None = None) -> dict:
     started = time.perf_counter()
     c = SEPARATION["quick" if quick else "full"]
     static = _separation_static(c, _gen(seed))
@@ -207,7 +207,7 @@ def run_separation(quick: bool, out: Path, seed: int = 0, figures: bool = True) 
                  "progress_ratio_f1_over_f2": float(progress("f1_neuron").mean()
                                                     / max(abs(progress("f2_features").mean()), 1e-9))},
     }
-    return _finish("separation", ds, c, summary, out, "separation" if figures else None, started)
+    return _finish("separation", ds, c, summary, out, "separation" if figures else None, started, figures)
 
 
 # ---------------------------------------------------------------- ipm-vs-kl (paper B)
@@ -244,7 +244,7 @@ def _neuron_mean(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return torch.relu(torch.cat([x, torch.ones_like(x[..., :1])], -1) @ theta).mean(-1)
 
 
-def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
+def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0, figures: Callable | None = None) -> dict:
     """Each generator q drops modes of the ring; the critic (best ReLU neuron) is trained on one
     sample pair and its IPM measured on a held-out pair: the test IPM of paper B."""
     started = time.perf_counter()
@@ -283,7 +283,7 @@ def run_ipm_vs_kl(quick: bool, out: Path, seed: int = 0, figures: bool = True) -
         "test_ipm_over_w1_alternating4": float(ratio[alternating]),
         "mean_train_test_gap": float((ds.train_ipm - ds.test_ipm).mean()),
     }
-    return _finish("ipm-vs-kl", ds, c, summary, out, "ipm_vs_kl" if figures else None, started)
+    return _finish("ipm-vs-kl", ds, c, summary, out, "ipm_vs_kl" if figures else None, started, figures)
 
 
 # ---------------------------------------------------------------- ct-balance (paper C)
@@ -330,7 +330,7 @@ def _ct_prototype(c: dict, seed: int) -> dict:
     return dict(x=torch.stack(snaps, 1), steps=np.arange(c["records"] + 1) * every)
 
 
-def run_ct_balance(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
+def run_ct_balance(quick: bool, out: Path, seed: int = 0, figures: Callable | None = None) -> dict:
     started = time.perf_counter()
     c = CT_BALANCE["quick" if quick else "full"]
     centers = ring_centers(RING_MODES)
@@ -367,7 +367,7 @@ def run_ct_balance(quick: bool, out: Path, seed: int = 0, figures: bool = True) 
                       "forward_cost": final.forward.sel(run=r).mean("seed").values,
                       "backward_cost": final.backward.sel(run=r).mean("seed").values} for r in runs},
                "engine_lr.gen": c["engine_lr_gen"], "max_step": c["max_step"]}
-    return _finish("ct-balance", ds, c, summary, out, "ct_balance" if figures else None, started)
+    return _finish("ct-balance", ds, c, summary, out, "ct_balance" if figures else None, started, figures)
 
 
 # ---------------------------------------------------------------- double-descent (paper D)
@@ -380,7 +380,7 @@ DOUBLE_DESCENT = {
 }
 
 
-def run_double_descent(quick: bool, out: Path, seed: int = 0, figures: bool = True) -> dict:
+def run_double_descent(quick: bool, out: Path, seed: int = 0, figures: Callable | None = None) -> dict:
     """Closed-form W2² errors of the linear GAN per q (median over trials) and κ(ZᵀZ) of
     independent codes of the same shape (the pseudo-supervised learner's own Z is drawn inside
     `pseudo_supervised_error`; κ depends on Z only through its law)."""
@@ -414,7 +414,7 @@ def run_double_descent(quick: bool, out: Path, seed: int = 0, figures: bool = Tr
                "peak_over_q_2n": at.get(n, math.nan) / at.get(2 * n, math.nan),
                "metric_cv": float(metric_tail.std() / metric_tail.mean()), "metric_mean": float(metric_tail.mean()),
                "kappa_peak_q": int(qs[int(np.argmax(med.kappa.values))])}
-    return _finish("double-descent", ds, c, summary, out, "double_descent" if figures else None, started)
+    return _finish("double-descent", ds, c, summary, out, "double_descent" if figures else None, started, figures)
 
 
 # ---------------------------------------------------------------- registry

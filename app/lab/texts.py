@@ -1,6 +1,6 @@
 """The short explanations shown beside each view (Markdown)."""
 
-from dynamics.companion import CITATIONS, SHORT
+from dynamics.papers import CITATIONS, SHORT
 
 INTRO = """\
 **Watch a GAN learn, and fail to learn.** The generator is a cloud of particles *x<sub>i</sub>*
@@ -56,7 +56,7 @@ uploaded points while they are few enough for a link (a note says when they are 
 share exactly this set-up.
 """
 
-METERS = {   # one paragraph per companion meter (`app.meters`), shown while it applies
+METERS = {   # one paragraph per companion meter (`app.lab.meters`), shown while it applies
     "ct": f"""\
 **Conditional transport ({SHORT['C']}).** The loss the particles descend is
 ρ·*forward* + (1 − ρ)·*backward*. The *forward* cost asks every data point to find particles near

@@ -1,4 +1,4 @@
-"""Figures of the companion-paper gallery (`dynamics.companion.gallery`), drawn headless with
+"""Figures of the companion-paper gallery (`dynamics.experiments.companion`), drawn headless with
 HoloViews' matplotlib backend. One function per experiment: `NAME(ds, out_dir) -> [png paths]`,
 taking the experiment's results Dataset (`out_dir/results.nc`).
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from app.figures import CYCLE, save
+from app.plots.figures import CYCLE, save
 
 DPI = 130
 
@@ -178,3 +178,9 @@ def double_descent(ds: xr.Dataset, out_dir) -> list[Path]:
               hv.Overlay(right).opts(logx=True, logy=True, title="conditioning of the codes",
                                      legend_position="top_right", hooks=[_box(0.8)])]
     return _write(hv, panels, out_dir, "double_descent", 2)
+
+
+def draw(kind: str, ds: xr.Dataset, out_dir) -> list[Path]:
+    """The drawer `dynamics.experiments.companion` runs take as `figures`: kind names a function above."""
+    return {"separation": separation, "ipm_vs_kl": ipm_vs_kl, "ct_balance": ct_balance,
+            "double_descent": double_descent}[kind](ds, out_dir)

@@ -5,7 +5,7 @@ teach mode, and owns the session's `Worker`. It routes each knob change: live kn
 'hyper') go to `Simulation.set_hyper` without a reset; structural ones rebuild the
 simulation from the current knobs. `message` says which ("applied live: ..." or "reset:
 ..."), or what was wrong; a rejected change is reverted and the run goes on untouched.
-No Panel here: the page (`app.page`) builds widgets and views around it, and tests drive
+No Panel here: the page (`app.lab.page`) builds widgets and views around it, and tests drive
 it headless.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..knobs import ConfigError
+from .knobs import ConfigError
 
 
 def mean_eigenvalue(cfg: dict) -> float:
@@ -57,7 +57,7 @@ def kernel_levels(cfg: dict) -> tuple[float, float]:
     else:
         import torch
 
-        from ..kernels import relu_ntk
+        from .kernels import relu_ntk
         one, zero = (torch.tensor(v, dtype=torch.float64) for v in (1.0, 0.0))
         r = float(relu_ntk(zero, cfg["kernel.depth"], cfg["kernel.bias"]) / relu_ntk(one, cfg["kernel.depth"],
                                                                                       cfg["kernel.bias"]))

@@ -1,9 +1,9 @@
-"""`effgan serve`: start the live lab (one page per browser session, see `app.page`).
+"""`effgan serve`: start the live lab (one page per browser session, see `app.lab.page`).
 
 A session whose browser went away pauses its simulation at once and is reclaimed within about
 ten seconds (Bokeh's defaults take up to half a minute), which stops its worker thread; a
 shorter lifetime would expire fresh sessions that a slow browser has not connected to yet.
-`panel serve app/main.py` serves the same page.
+`panel serve app/lab/main.py` serves the same page.
 """
 from __future__ import annotations
 
@@ -117,6 +117,6 @@ def main_serve(args) -> int:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(prog="python -m app.server")
+    ap = argparse.ArgumentParser(prog="python -m app.lab.server")
     add_serve_arguments(ap)
     raise SystemExit(main_serve(ap.parse_args()))

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics import theory
 from dynamics.knobs import KNOBS, ConfigError, resolve
-from dynamics.sweep import theory
 from dynamics.sweep.store import open_results
 
 KINDS = ("phase", "curve", "spectrum")

@@ -10,7 +10,7 @@
   over its null (the same estimator between two independent real batches): the critics of
   paper A (f1_neuron, f2_features) and its sphere_pair target.
 
-They run on the worker thread (`app.worker`) at their own cadence; each returns plain floats
+They run on the worker thread (`app.lab.worker`) at their own cadence; each returns plain floats
 of member 0. Real batches come from the target's counter streams, so a meter never perturbs
 the run: `Simulation.real_batch` gives the batches the engine's steps draw, the test and null
 batches use counters far outside the engine's (step t, critic update k draws t·disc.steps + k).
@@ -22,8 +22,8 @@ from typing import Callable
 
 import torch
 
-from dynamics.companion.ct import ct_costs
-from dynamics.companion.live import approximability, f1_f2_meter
+from dynamics.papers.ct import ct_costs
+from dynamics.papers.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
 from dynamics.targets import ON_SPHERE

@@ -123,7 +123,7 @@ def help_text(k: Knob) -> str:
 
 
 def make_widget(k: Knob, value: Any):
-    """A Panel widget showing `value`; the caller links it to the state (see `app.page`).
+    """A Panel widget showing `value`; the caller links it to the state (see `app.lab.page`).
 
     Returns (widget, to_widget, from_widget): value converters for the log slider, whose
     widget value is log10 of the knob's value."""

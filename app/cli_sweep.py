@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..assets import find_sweep_spec, sweep_specs
-from .execute import Report, run_sweep
-from .spec import Spec, load_spec
+from dynamics.assets import find_sweep_spec, sweep_specs
+from dynamics.sweep.execute import Report, run_sweep
+from dynamics.sweep.spec import Spec, load_spec
 
 DEFAULT_ROOT = Path("runs")
 
@@ -43,13 +43,13 @@ def execute(spec: Spec, args, resume: bool = False) -> tuple[Report, list[Path]]
     """Run the spec with the shared options, then draw its figures into the output folder."""
     out = Path(args.out) if args.out else default_out(spec)
     if spec.figures and not args.no_figures:
-        from app.figures import check_spec_figures     # lazily: dynamics never loads the plotting stack
+        from app.plots.figures import check_spec_figures     # lazily: dynamics never loads the plotting stack
         check_spec_figures(spec)                       # before the sweep, not after it
     report = run_sweep(spec, out, resume=resume, scheduler=args.scheduler, workers=args.workers,
                        device=args.device, threads=args.threads, progress=not args.no_progress)
     figures = []
     if spec.figures and report.complete and not args.no_figures:
-        from app.figures import render_spec_figures     # lazily: dynamics never loads the plotting stack
+        from app.plots.figures import render_spec_figures     # lazily: dynamics never loads the plotting stack
         figures = render_spec_figures(report.store, spec.figures, report.out)
     return report, figures
 

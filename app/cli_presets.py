@@ -1,8 +1,8 @@
 """`effgan presets` and `effgan knobs`: what can be chosen, with defaults and ranges."""
 from __future__ import annotations
 
-from . import presets
-from .knobs import KNOBS
+from dynamics import presets
+from dynamics.knobs import KNOBS
 
 
 def main_presets(args) -> int:

@@ -10,17 +10,17 @@ import signal
 import sys
 from typing import Any
 
-from . import presets
-from .knobs import KNOBS, ConfigError, check_applies, parse_assignment, resolve, show
+from dynamics import presets
+from dynamics.knobs import KNOBS, ConfigError, check_applies, parse_assignment, resolve, show
 
 COMMANDS = {
-    "run": ("dynamics.cli", "run one simulation (or a batch of seeds) and print or save its metrics"),
-    "presets": ("dynamics.cli_presets", "list the presets"),
-    "knobs": ("dynamics.cli_presets", "list every config key with its default, range and meaning"),
-    "serve": ("app.server", "start the live lab in the browser"),
-    "sweep": ("dynamics.sweep.cli", "run a parameter sweep from a TOML spec (resumable)"),
-    "figure": ("app.figures", "draw a figure from sweep or run results"),
-    "reproduce": ("dynamics.gallery", "run a named experiment end to end and write its figure and data"),
+    "run": ("app.cli", "run one simulation (or a batch of seeds) and print or save its metrics"),
+    "presets": ("app.cli_presets", "list the presets"),
+    "knobs": ("app.cli_presets", "list every config key with its default, range and meaning"),
+    "serve": ("app.lab.server", "start the live lab in the browser"),
+    "sweep": ("app.cli_sweep", "run a parameter sweep from a TOML spec (resumable)"),
+    "figure": ("app.plots.figures", "draw a figure from sweep or run results"),
+    "reproduce": ("app.cli_reproduce", "run a named experiment end to end and write its figure and data"),
 }
 
 
@@ -204,10 +204,10 @@ def small_problem_threads(cfg, batch: int) -> None:
 
 
 def main_run(args) -> int:
-    from . import budget
-    from .engine import resolve_device
-    from .results import check_writable, to_dataset, write_netcdf
-    from .run import Progress, simulate
+    from dynamics import budget
+    from dynamics.engine import resolve_device
+    from dynamics.results import check_writable, to_dataset, write_netcdf
+    from dynamics.run import Progress, simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
     if members is not None and (args.seed is not None or any(s.partition("=")[0].strip() == "seed" for s in args.set)):

@@ -6,7 +6,7 @@ small command queue (load, reset, set_hyper, step) and reads back only the *late
 It runs `speed` steps (fewer when they take longer than a frame interval), publishes a frame,
 and waits so that at most `fps` frames a second are made: `speed` sets how fast simulated time
 runs, independently of the frame rate, up to what the engine can do. The companion meters
-(`app.meters`) that apply to the build are measured here too, each at its own cadence.
+(`app.lab.meters`) that apply to the build are measured here too, each at its own cadence.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Worker:
         self._diverged = -1
         self._spec_dirty = self._field_dirty = False
         self._spec_time = self._field_time = 0.0
-        self._meters: tuple[str, ...] = ()      # companion meters of this build (`app.meters`)
+        self._meters: tuple[str, ...] = ()      # companion meters of this build (`app.lab.meters`)
         self._meter_due: dict[str, float] = {}
         self._meter_dirty: set[str] = set()
         self.meter_cost: dict[str, float] = {}  # s per evaluation, last measured

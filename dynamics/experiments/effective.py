@@ -17,7 +17,8 @@ cores (measured with a load average of 5-9 from other jobs; `benchmarks/sweep.py
                        --quick: 6 d_z × 3 seeds: ~3 s; full 14 d_z × 10 seeds: 25 s measured
                        (9 s of it the sweep; the rest imports and the figure).
 
-The plotting stack is imported lazily (inside functions): `dynamics` never needs it to load.
+The plotting stack stays out: the app passes in the sweep runner that draws the figures
+(app/cli_reproduce.py), so `dynamics` never imports it.
 """
 from __future__ import annotations
 
@@ -31,10 +32,9 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from . import assets
-from .knobs import ConfigError
-from .sweep import theory
-from .sweep.spec import Spec, load_spec
+from .. import assets, theory
+from ..knobs import ConfigError
+from ..sweep.spec import Spec, load_spec
 
 SWEEPS = assets.root() / "sweeps"
 COLLAPSED = 0.5                  # a point is collapsed when it covers at most this fraction of the modes
@@ -113,8 +113,9 @@ EXPERIMENTS = {e.name: e for e in [
 
 
 # ---------------------------------------------------------------- command line
-def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    from .sweep.cli import add_run_options
+# The app (app/cli_reproduce.py) passes in its sweep options, runner and figure drawer:
+# `dynamics` never imports the app.
+def add_reproduce_arguments(p: argparse.ArgumentParser, add_run_options: Callable) -> None:
     p.add_argument("name", metavar="NAME", nargs="?", default=None,
                    help=", ".join([*EXPERIMENTS, *companion_experiments()]))
     p.add_argument("--list", action="store_true", help="list the experiments")
@@ -125,11 +126,11 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
 def companion_experiments() -> dict:
     """The companion papers' experiments (separation, ipm-vs-kl, ct-balance, double-descent):
     closed-form or engine runs that are not grid sweeps, each with its own `run`."""
-    from .companion.gallery import EXPERIMENTS as COMPANION
+    from .companion import EXPERIMENTS as COMPANION
     return COMPANION
 
 
-def main_reproduce(args) -> int:
+def main_reproduce(args, *, execute: Callable, print_report: Callable, root: Path, draw: Callable) -> int:
     companion = companion_experiments()
     if args.list or args.name is None:
         for e in EXPERIMENTS.values():
@@ -140,20 +141,19 @@ def main_reproduce(args) -> int:
             print(f"{'':<20} after {e.citation}")
         return 0
     if args.name in companion:
-        from .sweep.cli import DEFAULT_ROOT
         for flag, value in (("--resume", args.resume), ("--scheduler", args.scheduler), ("--workers", args.workers),
                             ("--threads", args.threads), ("--device", args.device)):
             if value:
                 raise ConfigError(f"{flag}: {args.name} runs in this process in seconds to minutes, on the CPU; "
                                   "allowed --out, --quick, --no-figures")
-        out = Path(args.out) if args.out else DEFAULT_ROOT / (args.name + ("-quick" if args.quick else ""))
+        out = Path(args.out) if args.out else root / (args.name + ("-quick" if args.quick else ""))
         if (out / "results.nc").exists():
             raise ConfigError(f"--out: {out} already holds results; allowed a new folder")
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError:
             raise ConfigError(f"--out: cannot create {out}; allowed a writable folder") from None
-        summary = companion[args.name].run(args.quick, out, figures=not args.no_figures)
+        summary = companion[args.name].run(args.quick, out, figures=None if args.no_figures else draw)
         print(f"{args.name}: done in {summary['seconds']} s")
         for name in ["results.nc", *summary["figures"], "summary.json"]:
             print(f"wrote {out / name}")
@@ -162,12 +162,11 @@ def main_reproduce(args) -> int:
     if exp is None:
         raise ConfigError(f"NAME: unknown experiment {args.name!r}; allowed "
                           f"{', '.join(list(EXPERIMENTS) + list(companion))}")
-    from .sweep.cli import execute, print_report
     report, figures = execute(exp.spec(args.quick), args, resume=args.resume)
     if not report.complete:
         print_report(report, figures)
         return 1
-    from .sweep.store import open_results
+    from ..sweep.store import open_results
     summary = exp.summarize(open_results(report.store))
     path = report.out / "summary.json"
     path.write_text(json.dumps(summary, indent=1, default=_jsonable))

@@ -14,7 +14,7 @@ from bokeh.models import (Arrow, ColorBar, ColumnDataSource, Label, LabelSet, Li
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
 
-from dynamics.companion import SHORT
+from dynamics.papers import SHORT
 
 from .frames import Frame, Scene
 
@@ -39,7 +39,7 @@ DISTANCES = [("mmd", "MMD² (rbf kernel)", "#1b9e4b"), ("sliced_w1", "sliced W1"
 DISTANCES_TITLE = "Distance to your points (not clusters: no mode count)"
 TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
           "speeds": "Collective vs relative speed (per step)"}
-METER_SERIES = {   # companion meter (`app.meters`) -> its figure's [(column, legend, colour)]
+METER_SERIES = {   # companion meter (`app.lab.meters`) -> its figure's [(column, legend, colour)]
     "ct": [("ct_forward", "forward: covering", "#ff7f0e"), ("ct_backward", "backward: seeking", "#1f77b4")],
     "approx": [("ra_ratio", "critic IPM / W1", "#7b2cbf"), ("ra_gap", "train − test IPM", "#555555")],
     "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),

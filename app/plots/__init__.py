@@ -1,0 +1,1 @@
+"""Offline figures (HoloViews, matplotlib backend) for sweeps, runs and the companion papers."""
