@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dynamics.run
-import dynamics.sweep.cli
+import app.cli_sweep
 from app.cli import main
 from dynamics.knobs import KNOBS, ConfigError, Knob, parse_assignment
 
@@ -50,7 +50,7 @@ def guard(monkeypatch):
     def execute(spec, args, resume=False):
         raise Accepted(f"sweep accepted: {spec.config}")
     monkeypatch.setattr(dynamics.run, "simulate", simulate)
-    monkeypatch.setattr(dynamics.sweep.cli, "execute", execute)
+    monkeypatch.setattr(app.cli_sweep, "execute", execute)
 
 
 class Summary:
