@@ -6,6 +6,9 @@ torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:                       # browser tests are slow too: the fast lane leaves them out
+        if "ui" in item.keywords:
+            item.add_marker(pytest.mark.slow)
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="CUDA is not available")
         for item in items:

@@ -691,6 +691,7 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * (__import__("os").sysconf("SC_PAGE_SIZE") / 2**20)
 
 
+@pytest.mark.slow
 def test_a_session_at_the_lab_limits_gives_its_memory_back():
     """Sessions at the largest size the lab allows, opened and closed one after the other: the
     RSS comes back near where it was (the old lab let ?particles=1000000 take 3 GB and kept it)."""

@@ -302,12 +302,14 @@ def test_cli_set_with_random_text_runs_or_exits_2(capsys, key, text):
                                   ["run", "--seed", "abc"], ["run", "--seeds", "1,,2"],
                                   ["run", "--set", "disc.width=100000", "--set", "disc.depth=3"]],
                          ids=["huge-int", "no-key", "seed-abc", "seeds-empty-item", "budget"])
+@pytest.mark.slow
 def test_as_a_real_process(args):
     p = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=120)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
 
 
+@pytest.mark.slow
 def test_a_fifo_config_does_not_hang_a_real_process(tmp_path):
     fifo = tmp_path / "c.json"
     os.mkfifo(fifo)

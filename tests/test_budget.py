@@ -37,6 +37,7 @@ print((kib("VmHWM:") - base) * 1024)
     {"particles": 5000, "kernel.kind": "relu_ntk"},                            # a cached (B, N, N) Θ
     {"target.dim": 20000, "target.modes": 2000},                               # target centres
 ], ids=["critic", "dense-kernel", "target"])
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="resets the peak RSS through /proc")
 def test_the_estimate_is_within_a_factor_of_the_memory_a_run_takes(over):
     cfg = resolve({"steps": 2, "record.every": 1, "device": "cpu", **over})

@@ -11,6 +11,8 @@ import pytest
 import torch
 import xarray as xr
 
+pytestmark = pytest.mark.slow     # the module's fixtures run whole experiments
+
 from app.plots.companion import draw
 from dynamics.papers import ring_centers, sample_mixture
 from dynamics.experiments.companion import (

@@ -176,6 +176,7 @@ def _run(cfg, steps):
     return s
 
 
+@pytest.mark.slow
 def test_compiled_step_follows_the_eager_step():
     """compile = true fuses the step (torch.compile, the unrolled critic products); the
     trajectory is the eager one up to float64 rounding, per member and with divergence checks."""

@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow     # the module's fixtures run whole experiments
+
 from app.cli import main
 from dynamics.experiments.effective import EXPERIMENTS
 from dynamics import theory

@@ -275,6 +275,7 @@ def _compiled_move(sim):
     return torch.compile(lambda ks, x, F, lr, h: sim.kernel.move(ks, x, F, lr, h)[0], dynamic=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", DENSE_KINDS, ids=lambda c: c["kernel.kind"])
 def test_fused_move_equals_the_dense_product(kind, monkeypatch):
     """Under torch.compile a matrix-free move is one fused pairwise reduction (the blocked loop
@@ -297,6 +298,7 @@ def test_fused_move_equals_the_dense_product(kind, monkeypatch):
     torch.testing.assert_close(_compiled_move(sim)(s.kernel, s.x, F, lr, s.hyper), expect, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_wide_products_under_compile_leave_the_graph_for_the_blocked_loop(monkeypatch):
     """V wider than FUSED_MAX_P (d = 9 here) runs the blocked loop eagerly inside a compiled
     step (a graph break, not 1 graph per block) and still equals the dense product."""
@@ -327,6 +329,7 @@ class _no_fallback:
         assert not [w for w in self.log if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in self.log]
 
 
+@pytest.mark.slow
 def test_compiled_engine_follows_the_dense_trajectory(monkeypatch):
     """A whole run with `compile` on and no Θ stored (fused moves) follows the eager run with
     the cached Θ (relu_ntk with two layers and bias, float64, two members)."""
@@ -361,6 +364,7 @@ print(peak_move(int(sys.argv[1])))
 """
 
 
+@pytest.mark.slow
 def test_fused_move_at_large_n_stores_no_n_by_n_matrix():
     """N = 30,000 in float32: Θ would take 3.6 GB; compiling and running the fused move raises
     the process's peak memory by far less (a fresh process, so the peak is this move's)."""

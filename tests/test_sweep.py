@@ -241,6 +241,7 @@ def test_diverged_points_are_recorded_not_fatal(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- kill, resume, dask
+@pytest.mark.slow
 def test_killed_sweep_resumes_with_only_missing_chunks_bit_identical(tiny, tmp_path):
     spec = write_spec(tmp_path / "slow.toml", steps=400)                      # ~0.5 s per chunk
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
@@ -340,6 +341,7 @@ def test_the_store_is_consolidated_and_records_where_it_ran(tiny):
     assert ds.attrs["devices"] == "cpu" and ds.attrs["device"] == "cpu"      # the consolidated attrs are current
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_leaves_nothing_behind(tmp_path, capsys):
     pytest.importorskip("distributed")
     spec = write_spec(tmp_path / "tiny.toml")
@@ -373,6 +375,7 @@ def _alive(pid: int) -> bool:
     return status.exists() and "State:\tZ" not in status.read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, sig):
@@ -424,6 +427,7 @@ def test_a_killed_sweep_leaves_no_worker_behind(tmp_path, sig):
         assert rc == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_numbers_of_a_local_run(tiny, tmp_path):
     distributed = pytest.importorskip("distributed")
     spec, out = tiny
