@@ -83,6 +83,25 @@ def test_critic_colours_caption_colour_bar_and_arrows_agree():
     assert np.mean(along > 0) > 0.8
 
 
+def test_a_critic_without_a_value_paints_no_field_and_the_colour_bar_says_so():
+    """Conditional transport has no D: no constant background scaled to ±1e-12, and the caption and
+    the colour bar say why the background is blank; a valued critic after it paints again."""
+    ct = build(resolve(presets.load("ct"), {"particles": 32}))
+    scene = frames.make_scene(ct, 1)
+    assert not scene.valued
+    v = views.Views()
+    v.update(frames.make_frame(ct, _run(ct, 3), scene, 1))
+    assert not v.field_image.visible and not v.colour_bar.visible
+    assert "no value" in v.colour_bar.title
+    assert "Conditional transport has no critic value" in " ".join(texts.PARTICLES.split())
+    mlp = build(resolve({"particles": 32}))
+    scene2 = frames.make_scene(mlp, 2)
+    grid = frames.field_points(scene2, mlp.device, mlp.dtype)
+    v.update(frames.make_frame(mlp, _run(mlp, 3), scene2, 2, field_grid=grid))
+    assert scene2.valued and v.field_image.visible and v.colour_bar.visible
+    assert v.colour_bar.title == views.FIELD_TITLE and v.field_mapper.high > 1e-6
+
+
 # ---------------------------------------------------------------- 10: time axes follow the run
 def test_after_a_reset_the_time_axes_cover_the_new_run_only():
     sim = build(resolve({"particles": 16}))

@@ -15,6 +15,7 @@ import torch
 
 from dynamics import kernels, metrics
 from dynamics.engine import Simulation, State
+from dynamics.knobs import VALUED
 
 from .meters import applicable
 
@@ -51,6 +52,7 @@ class Scene:
     title: str
     meters: tuple[str, ...] = ()  # companion meters that apply (`app.meters`)
     distances: bool = False       # a point set, not clusters: show distances, not mode counts
+    valued: bool = True           # the critic has a value D to paint (conditional transport has none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +103,8 @@ def make_scene(sim: Simulation, build: int) -> Scene:
     title = f"{cfg['target.kind']} target · d = {tg.dim} · {count} · N = {cfg['particles']}"
     return Scene(build, tg.dim, origin, basis, tuple(float(e) for e in extent), pr(ref).astype(np.float32),
                  pr(centers).astype(np.float32), float(tg.capture), tg.n_modes, cfg["particles"],
-                 tg.image_shape, cfg["kernel.kind"], title, applicable(cfg), distances)
+                 tg.image_shape, cfg["kernel.kind"], title, applicable(cfg), distances,
+                 cfg["disc.kind"] in VALUED)
 
 
 def shows_distances(sim: Simulation) -> bool:

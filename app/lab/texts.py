@@ -4,8 +4,9 @@ from dynamics.papers import CITATIONS, SHORT
 
 INTRO = """\
 **Watch a GAN learn, and fail to learn.** The generator is a cloud of particles *x<sub>i</sub>*
-coupled by a kernel Θ; the discriminator *D* pushes each of them towards the data. Pick a preset,
-press play, then turn the knobs: the live ones apply at once, the structural ones restart the run.
+coupled by a kernel Θ; the discriminator *D* pushes each of them towards the data. Pick a preset
+and watch it run (Pause and Step stop and advance it), then turn the knobs: the live ones apply at
+once, the structural ones restart the run.
 """
 
 PARTICLES = """\
@@ -16,7 +17,8 @@ fake"). Every particle is pushed up its gradient, towards green,
 *F<sub>j</sub>* = ∇*D*(*x<sub>j</sub>*) for the IPM loss, and the kernel spreads each push over the
 cloud: *x<sub>i</sub>* += (η<sub>G</sub>/N) Σ<sub>j</sub> Θ<sub>ij</sub> *F<sub>j</sub>*.
 Tick *show generator forces* to draw the *F<sub>j</sub>*. Targets with more than two dimensions
-are shown in the plane of their two principal axes.
+are shown in the plane of their two principal axes. Conditional transport has no critic value,
+so its background stays blank: the forces come from the transport plans.
 """
 
 SERIES = """\

@@ -45,6 +45,8 @@ METER_SERIES = {   # companion meter (`app.lab.meters`) -> its figure's [(column
     "paper_a": [("f1_rel", "F1 IPM / null", "#1b9e4b"), ("f2_rel", "F2 IPM / null", "#d62728"),
                 ("msw1_rel", "max-sliced W1 / null", "#1f77b4"), ("sw1_rel", "sliced W1 / null", "#ff7f0e")],
 }
+FIELD_TITLE = "D − mean D  (green: looks real, purple: fake)"
+NO_FIELD_TITLE = "this critic has no value D: no background"
 METER_TITLES = {"ct": f"Conditional transport costs ({SHORT['C']})", "approx": f"Approximability ({SHORT['B']})",
                 "paper_a": f"Distance over its null ({SHORT['A']})"}
 METER_REFERENCE = {"approx": 1.0, "paper_a": 1.0}     # dashed line: IPM = W1, value = null
@@ -202,11 +204,12 @@ class Views:
         self.field_mapper = LinearColorMapper(palette=FIELD_PALETTE, low=-1, high=1)
         self.field = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "x": [-3], "y": [-3], "dw": [6],
                                        "dh": [6]}, name="field")
-        f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.field, color_mapper=self.field_mapper,
-                alpha=0.45)
-        f.add_layout(ColorBar(color_mapper=self.field_mapper, title="D − mean D  (green: looks real, purple: fake)",
-                              title_text_font_size="10px", major_label_text_font_size="9px", height=10,
-                              orientation="horizontal", title_standoff=4, padding=4), "below")
+        self.field_image = f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.field,
+                                   color_mapper=self.field_mapper, alpha=0.45)
+        self.colour_bar = ColorBar(color_mapper=self.field_mapper, title=FIELD_TITLE, title_text_font_size="10px",
+                                   major_label_text_font_size="9px", height=10, orientation="horizontal",
+                                   title_standoff=4, padding=4)
+        f.add_layout(self.colour_bar, "below")
         self.target = ColumnDataSource({"x": [], "y": []}, name="target")
         f.scatter("x", "y", source=self.target, size=2, color=TARGET, alpha=0.35)
         self.modes = ColumnDataSource({"x": [], "y": [], "r": []}, name="modes")
@@ -359,6 +362,11 @@ class Views:
         self.field.data = {"image": [np.zeros((2, 2), np.float32)], "x": [x0], "y": [y0], "dw": [x1 - x0],
                            "dh": [y1 - y0]}
         self.images_fig.visible = sc.image_shape is not None
+        # a critic without a value (conditional transport) paints no field: no background, and the
+        # colour bar says so instead of scaling a constant to ±1e-12
+        self.field_image.visible = sc.valued
+        self.colour_bar.title = FIELD_TITLE if sc.valued else NO_FIELD_TITLE
+        self.colour_bar.visible = sc.valued
         self.distances = sc.distances
         for m in self._mode_models:
             m.visible = not sc.distances

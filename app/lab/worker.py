@@ -204,7 +204,7 @@ class Worker:
         self._epoch += 1
         if self._scene is None:
             self._scene = frames.make_scene(sim, self._epoch)
-            self._grid = frames.field_points(self._scene, sim.device, sim.dtype)
+            self._grid = frames.field_points(self._scene, sim.device, sim.dtype) if self._scene.valued else None
         self._spec_dirty = self._field_dirty = True
         self._meter_dirty = set(self._meters)
         self.cfg, self.device = sim.cfg, str(sim.device)
