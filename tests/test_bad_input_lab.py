@@ -71,6 +71,15 @@ def test_the_other_url_parameters_and_unknown_keys_are_refused_alike():
         assert (lab.preset, lab.teach, lab.speed) == (presets.DEFAULT, True, 10)
 
 
+def test_a_huge_unknown_key_or_value_is_quoted_short():
+    """A 10,000-character key or value is cut in the message, which stays one short line."""
+    for query in [{"k" * 10_000: ["1"]}, {"x" * 10_000: ["v" * 10_000]}]:
+        lab = Lab()
+        errors = lab.apply_query(query)
+        assert len(errors) == 1 and "\n" not in errors[0] and len(errors[0]) < 1000, errors[0][:200]
+        assert "(10000 characters)" in errors[0]
+
+
 def test_a_link_full_of_bad_values_keeps_a_running_session_running():
     lab = Lab(particles=16).start()
     try:

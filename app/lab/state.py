@@ -19,7 +19,7 @@ import param
 
 from dynamics import presets
 from dynamics.engine import build
-from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve
+from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve, show
 from dynamics.targets import check_points, load_points, points_target
 
 from . import knobui, linkdata
@@ -344,14 +344,14 @@ class Lab(Knobs):
                 elif k == linkdata.KEY:
                     points = linkdata.decode(v)
                 elif k != "preset":
-                    errors.append(f"{k or '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
+                    errors.append(f"{show(k) if k else '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
                                   f"points, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
                 log.warning("URL parameter %s not understood", k, exc_info=True)
                 allowed = KNOBS[k].describe() if k in KNOBS else "see the knobs"
-                errors.append(f"{k}: {v[:40]!r} is not allowed; allowed {allowed}")
+                errors.append(f"{show(k)}: {show(v)} is not allowed; allowed {allowed}")
         if points is not None:
             self.custom = (points, f"points from the link ({len(points)} points)")
             values["target_kind"] = "file"
