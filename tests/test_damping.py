@@ -32,8 +32,17 @@ def trajectory(cfg, members, steps):
     return torch.stack(X, 1), torch.stack(psi, 1), s
 
 
-def test_gamma_c_value():
-    assert GAMMA_C == pytest.approx(1.483, abs=1e-3)
+def test_gamma_c_is_the_double_root_of_the_oscillator():
+    """theory.gamma_c, read from the resolved config, is where ë + η_D γ ė + η_D η_G λ̄ e = 0 turns
+    from under- to over-damped: its discriminant vanishes there and changes sign around it."""
+    from dynamics import theory
+    from dynamics.knobs import resolve
+    cfg = resolve(BASE)
+    assert theory.mean_eigenvalue(cfg) == pytest.approx(LAMBDA, rel=1e-12)
+    g = theory.gamma_c(cfg)
+    disc = lambda gamma: (LR * gamma) ** 2 / 4 - LR * LR * LAMBDA      # noqa: E731
+    assert abs(disc(g)) < 1e-12 and disc(0.9 * g) < 0 < disc(1.1 * g)
+    assert g == pytest.approx(GAMMA_C, rel=1e-12) and g == pytest.approx(1.483, abs=1e-3)
 
 
 def test_centre_of_mass_follows_the_exact_linear_recurrence():
