@@ -377,10 +377,17 @@ def test_fused_move_at_large_n_stores_no_n_by_n_matrix():
     assert grew < 0.2 * N * N * 4, f"peak memory grew by {grew / 2**20:.0f} MiB"
 
 
-def test_blocks_are_larger_on_a_gpu():
-    """A CUDA device gets BLOCK_BYTES_GPU blocks (fewer launches), the CPU BLOCK_BYTES ones;
-    both hold at least one row and at most N."""
-    N = 100_000
-    assert kernels.block_rows(1, N, 4) == kernels.BLOCK_BYTES // (4 * N)
-    assert kernels.block_rows(1, N, 4, device="cuda") == kernels.BLOCK_BYTES_GPU // (4 * N)
-    assert kernels.block_rows(1, 10**9, 8) == 1 and kernels.block_rows(1, 10, 4, device="cuda") == 10
+def test_blocks_are_larger_on_a_gpu(monkeypatch):
+    """The matrix-free kernel sizes its blocks by the device of its codes, and a CUDA device
+    (as a GPU tensor reports it: `cuda:0`) gets fewer, larger blocks than the CPU; both hold at
+    least one row and at most N. Runs without a GPU: the rule reads only the device's type."""
+    seen = []
+    real = kernels.block_rows
+    monkeypatch.setattr(kernels, "block_rows", lambda *a, **k: seen.append(k.get("device")) or real(*a, **k))
+    monkeypatch.setattr(kernels, "DENSE_MAX_BYTES", 0)                # matrix-free: blocks at every move
+    _, s = _run({**DENSE_KINDS[0], "particles": 40, "dtype": "float64"}, 1)
+    assert seen and all(dev == s.kernel["z"].device for dev in seen)   # the codes' device, never the default
+    N, gpu, cpu = 100_000, torch.device("cuda", 0), torch.device("cpu")
+    assert real(1, N, 4, device=gpu) > real(1, N, 4, device=cpu) > 1
+    assert real(1, N, 4, device=gpu) == kernels.BLOCK_BYTES_GPU // (4 * N)
+    assert real(1, 10**9, 8, device=gpu) == 1 and real(1, 10, 4, device=gpu) == 10
