@@ -323,18 +323,18 @@ def test_worker_stops_and_releases_on_close():
     lab = Lab(particles=16).start()
     w = lab.worker
     wait_until(lambda: w.steps_done > 3)
-    assert w in LIVE and w.alive
+    assert w in LIVE and w.alive and not w.released
     lab.close()
     assert w not in LIVE
     wait_until(lambda: not w.alive, 10)                            # close() does not block the event loop
-    assert w._sim is None and w._state is None                    # tensors dropped
+    assert w.released                                              # tensors dropped
 
 
 def test_worker_failure_becomes_a_message():
     lab = Lab(particles=16).start()
     try:
         wait_until(lambda: lab.worker.steps_done > 3)
-        lab.worker._post("hyper", {"no.such": 1.0})               # set_hyper raises inside the thread
+        lab.worker.set_hyper({"no.such": 1.0})                     # raises inside the thread
         wait_until(lambda: lab.worker.error != "")
         lab.take_frame()
         assert lab.message_kind == "danger" and "stopped" in lab.message and lab.worker.alive

@@ -126,6 +126,12 @@ class Worker:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
+    @property
+    def released(self) -> bool:
+        """True once the thread has dropped the simulation, its state and its frames (it does so
+        as it ends), so that a closed session keeps no tensors alive."""
+        return all(v is None for v in (self._sim, self._state, self._grid, self._latest, self._scene))
+
     def _post(self, *cmd) -> None:
         with self._lock:
             self._cmds.append(cmd)
