@@ -196,8 +196,8 @@ def final_metrics(h, b: int = 0) -> dict[str, Any]:
 
 
 def small_problem_threads(cfg, batch: int) -> None:
-    """One thread for small problems: on 2 shared cores, a second OpenMP thread spinning on a
-    busy core made a B = 1 run 20× slower; large batches still use every core."""
+    """One thread for small problems: a second OpenMP thread spinning on a busy shared core
+    slows a B = 1 run many times over (BENCHMARKS.md); large batches still use every core."""
     import torch
     if batch * (cfg["particles"] + (cfg["real"] or cfg["particles"])) * cfg["disc.width"] < 2_000_000:
         torch.set_num_threads(1)

@@ -1,4 +1,5 @@
-"""Closed-form predictions the gallery experiments are checked against (research notes §5.3, §7).
+"""Closed-form predictions the gallery experiments are checked against: the critically damped
+linearised critic and the two levels of the kernel spectrum.
 
 Conventions as in the engine: x_i += (η_G/N) Σ_j Θ_ij F_j, penalty (γ/2)·E‖∇D‖², so a
 linear critic D = ψ·x on a point target gives the damped oscillator

@@ -1,4 +1,5 @@
-"""Maths checks for dynamics.papers against the numbers in research/other_seeds.md (A–D)."""
+"""Maths checks for dynamics.papers (papers A–D of `dynamics.papers.CITATIONS`) against closed
+forms, 1-D quadrature and reference measurements of each paper's experiment."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-# A.4 table: d -> (N_{6,d}, sqrt N, c_+, F1, F2, N_{5,d}, SD ratio lower bound)
-TABLE_A4 = {
+# the k = 6 hypersphere pair by 1-D quadrature (every quantity is zonal): d -> (N_{6,d},
+# sqrt N = F1/F2, c_+ the mass of each part, F1 IPM, F2 IPM, N_{5,d}, Stein SD ratio lower bound)
+PAIR_K6 = {
     6: (336, 18.3, 0.020, 3.61e-2, 1.97e-3, 196, 7.6),
     8: (1386, 37.2, 0.0095, 3.59e-2, 9.6e-4, 672, 12.7),
     10: (4290, 65.5, 0.0052, 3.51e-2, 5.4e-4, 1782, 19.0),
@@ -41,7 +43,7 @@ TABLE_A4 = {
 # ----------------------------------------------------------------------------- A: spheres
 
 def test_harmonic_count_matches_table_and_small_cases():
-    for d, row in TABLE_A4.items():
+    for d, row in PAIR_K6.items():
         assert harmonic_count(6, d) == row[0]
         assert harmonic_count(5, d) == row[5]
     for d in (3, 5, 9):
@@ -66,21 +68,21 @@ def test_gegenbauer_orthogonal_with_norm_one_over_n(d):
         assert np.allclose(gegenbauer(5, 3, t).numpy(), ref, atol=1e-12)
 
 
-def test_pair_theory_reproduces_table_a4():
-    for d, (n6, sqrt_n, c_plus, f1, f2, _, _) in TABLE_A4.items():
+def test_pair_theory_reproduces_the_quadrature_table():
+    for d, (n6, sqrt_n, c_plus, f1, f2, _, _) in PAIR_K6.items():
         th = pair_theory(d, 6)
         assert th["n_harmonics"] == n6
-        assert th["ratio"] == pytest.approx(math.sqrt(n6), rel=1e-3)  # Funk–Hecke, A.6(ii).1
+        assert th["ratio"] == pytest.approx(math.sqrt(n6), rel=1e-3)  # Funk–Hecke: d_F1/d_F2 = sqrt(N_{k,d})
         assert th["ratio"] == pytest.approx(sqrt_n, rel=0.01)
         assert th["f1"] == pytest.approx(f1, rel=0.03)
         assert th["f2"] == pytest.approx(f2, rel=0.03)
         assert th["c_plus"] == pytest.approx(c_plus, rel=0.05)
-    f1s = [pair_theory(d, 6)["f1"] for d in TABLE_A4]
+    f1s = [pair_theory(d, 6)["f1"] for d in PAIR_K6]
     assert all(a > b for a, b in zip(f1s, f1s[1:]))  # 3.6e-2 -> 3.2e-2, slowly falling
 
 
 def test_stein_ratio_lower_bound_table():
-    for d, row in TABLE_A4.items():
+    for d, row in PAIR_K6.items():
         assert stein_ratio_bound(d, 5, 1) == pytest.approx(row[6], abs=0.06)
 
 
@@ -133,7 +135,7 @@ def test_stein_sampler_satisfies_stein_identity(gamma):
 
 
 def test_finite_sample_separation_d8():
-    """A.6(ii).2 at n = 10⁴, d = 8: the ascent finds e_d (as good as the known optimal neurons
+    """Finite samples, n = 10⁴, d = 8: the ascent finds e_d (as good as the known optimal neurons
     ±e_d), F1 ≈ 0.036 and ≥ 3× its null; F2 is at its noise floor (ratio to null ≈ 1)."""
     d, n, b = 8, 10_000, 4
     g = gen(11)
@@ -159,7 +161,7 @@ def test_finite_sample_separation_d8():
 
 
 def test_gaussian_vs_squashed_d10():
-    """A.5: N(0, I) vs N(0, diag(1,…,1,0.1)), d = 10: F1 ≈ 0.273, max-sliced W1 ≈ 0.546,
+    """F1, F2 and the sliced W1s of N(0, I) vs N(0, diag(1,…,1,0.1)), d = 10: F1 ≈ 0.273, max-sliced W1 ≈ 0.546,
     F2 ≈ 2.8e-2, sliced W1 ≈ 3.8e-2 (plus its finite-n floor)."""
     d, n = 10, 10_000
     g = gen(5)
@@ -208,8 +210,9 @@ def test_f2_kernel_closed_form_and_features_agree():
 
 # ----------------------------------------------------------------------------- B: mixtures
 
-def test_mode_dropping_table_b5():
-    """8gaussians, n = 1000 per side (B.5 used 2000): exact W1 and the 2-D ReLU-neuron IPM W_F.
+def test_mode_dropping_seen_by_w1_and_the_relu_ipm():
+    """8gaussians, n = 1000 per side (the reference values were measured at 2000): exact W1 and
+    the 2-D ReLU-neuron IPM W_F.
     Single-mode drops are seen (W_F/W1 ≈ 0.8); the symmetric 4-of-8 collapse is
     under-detected (W_F/W1 ≈ 0.19): the class is restricted to Gaussians, not mixtures."""
     c, std, n = ring_centers(), 0.02 / 1.414, 1000
@@ -279,7 +282,8 @@ def test_ct_costs_limits_and_symmetry():
 
 
 def test_ct_rho_dial_cover_vs_seek():
-    """C.5 at reduced size (128 particles, 800 steps, 3 seeds; ρ batched as a (B,) sweep):
+    """The conditional-transport particle flow on 8gaussians at reduced size (128 particles, 800
+    steps, 3 seeds; ρ batched as a (B,) sweep; the reference run: 256 particles, 3000 steps):
     ρ = 0 seeks (few modes, sharp), ρ = 0.5 covers all 8 sharply, ρ = 1 covers all 8 smeared."""
     centers, std, n, seeds = ring_centers(), 0.02 / 1.414, 128, 3
     rho = torch.tensor([0.0, 0.5, 1.0]).repeat_interleave(seeds)  # (9,)
@@ -288,11 +292,11 @@ def test_ct_rho_dial_cover_vs_seek():
     y = ct_particle_flow(y0, lambda: sample_mixture(n, centers, std, None, g, batch=len(rho)),
                          800, beta=4.0, rho=rho, step_size=0.02)
     covered, quality = (v.reshape(3, seeds) for v in mode_coverage(y, centers, 0.1))
-    assert (covered[0] <= 6).all() and (quality[0] >= 0.95).all()  # prototype: 5, 3, 4; 1.00
-    # prototype (256 particles): 8, 8, 8; at 128 particles ~1 run in 8 stalls at 7 modes
+    assert (covered[0] <= 6).all() and (quality[0] >= 0.95).all()  # reference run: 5, 3, 4; 1.00
+    # reference run: 8, 8, 8; at 128 particles ~1 run in 8 stalls at 7 modes
     assert (covered[1] == 8).sum() >= 2 and (covered[1] >= 7).all()
     assert quality[1].median() >= 0.95
-    assert (covered[2] == 8).all() and (quality[2] <= 0.5).all()  # prototype: 0.30–0.32
+    assert (covered[2] == 8).all() and (quality[2] <= 0.5).all()  # reference run: 0.30–0.32
 
 
 # ----------------------------------------------------------------------------- D: linear GAN
@@ -313,7 +317,7 @@ def test_w2_gaussian_closed_forms():
 
 
 def test_double_descent_peak_and_flat_metric_learner():
-    """D.3 (d = 20, n = 50, r = 20, median of 20 trials): the pseudo-supervised error peaks at
+    """Linear GAN, d = 20, n = 50, r = 20, median of 20 trials: the pseudo-supervised error peaks at
     q = n at ≥ 100× its q = 100 value; the metric learner is flat (CV < 10 %)."""
     g = gen(42)
     qs = (10, 20, 40, 45, 50, 55, 60, 80, 100, 200)
@@ -322,10 +326,10 @@ def test_double_descent_peak_and_flat_metric_learner():
     metric = torch.tensor([r["metric"].median().item() for q, r in res.items() if q >= 20])
     assert max(pseudo, key=pseudo.get) == 50
     assert pseudo[50] >= 100 * pseudo[100]
-    assert 1.5 <= pseudo[100] <= 3.5  # D.3: 2.35; overparameterized minimum ≈ 2–3
+    assert 1.5 <= pseudo[100] <= 3.5  # measured: 2.35; overparameterized minimum ≈ 2–3
     assert min(pseudo[q] for q in (80, 100, 200)) < pseudo[40]
     assert (metric.std() / metric.mean()).item() < 0.1
-    assert 1.0 < metric.mean().item() < 1.7  # D.3: ≈ 1.3–1.4
+    assert 1.0 < metric.mean().item() < 1.7  # measured: ≈ 1.3–1.4
 
 
 def test_condition_number_marchenko_pastur():
@@ -350,7 +354,7 @@ def test_gd_iterations_closed_form_matches_loop_and_table():
         w = w - eta * (w @ z - x) @ z.mT
         it += 1
     assert abs(count - it) <= 1
-    # D.3 speed table (median of 15), falling monotonically with q > n
+    # gradient-descent iterations to 1e-6 of the initial loss (median of 15), falling monotonically with q > n
     table = {80: 240, 100: 124, 200: 38, 400: 19, 1000: 10}
     got = {}
     for q, want in table.items():

@@ -18,7 +18,8 @@ def dense_two_number(N, g1, g2):
 
 
 def test_two_number_spectrum_is_exactly_two_levels():
-    """Research check 1: N = 100, g1 = 1, g2 = 0.3 -> 30.7 (×1) and 0.7 (×99)."""
+    """Θ = (g1 − g2) I + g2 11ᵀ has two levels, g1 + (N−1) g2 (×1) and g1 − g2 (×(N−1)):
+    N = 100, g1 = 1, g2 = 0.3 -> 30.7 (×1) and 0.7 (×99)."""
     levels, mult = two_number_levels(100, torch.tensor([1.0], dtype=f64), torch.tensor([0.3], dtype=f64))
     torch.testing.assert_close(levels[0], torch.tensor([30.7, 0.7], dtype=f64))
     assert mult[0].tolist() == [1, 99]
@@ -45,7 +46,7 @@ def _pairwise(x):
 @pytest.mark.parametrize("disc", [{"disc.activation": "relu"}, {"disc.activation": "sigmoid"},
                                   {"disc.kind": "linear"}, {"disc.activation": "tanh", "loss": "ns"}])
 def test_rigid_cloud_at_r_equal_one(disc):
-    """Research check 3: at g2 = g1 relative coordinates never change, whatever the critic."""
+    """At g2 = g1 relative coordinates never change, whatever the critic."""
     sim = build({**disc, "kernel.ratio": 1.0, "dtype": "float64", "particles": 16})
     s = sim.init()
     d0 = _pairwise(s.x)
@@ -66,7 +67,7 @@ def test_independent_particles_at_r_zero():
 
 
 def test_linear_critic_translates_the_cloud_at_the_collective_rate():
-    """Research check 2: a constant force moves only the centre of mass, at η_G(g1+(N−1)g2)/N·|ψ|."""
+    """A constant force (a linear critic) moves only the centre of mass, at η_G(g1+(N−1)g2)/N·|ψ|."""
     N, r = 10, 0.4
     sim = build({"disc.kind": "linear", "kernel.ratio": r, "dtype": "float64", "particles": N,
                  "update": "simultaneous", "target.kind": "point"})
@@ -79,7 +80,7 @@ def test_linear_critic_translates_the_cloud_at_the_collective_rate():
 
 
 def test_relu_ntk_ratios():
-    """Research check 4: g2/g1 = 1/(2π) for one hidden layer without bias, ≈ 0.229 for two."""
+    """The ReLU NTK's g2/g1 = Θ(0)/Θ(1) is 1/(2π) for one hidden layer without bias, ≈ 0.229 for two."""
     zero, one = torch.zeros((), dtype=f64), torch.ones((), dtype=f64)
     assert float(relu_ntk(zero, 1) / relu_ntk(one, 1)) == pytest.approx(1 / (2 * math.pi), rel=1e-12)
     assert float(relu_ntk(zero, 2) / relu_ntk(one, 2)) == pytest.approx(0.2286, abs=5e-4)

@@ -1,7 +1,8 @@
-"""The qualitative laws of the effective dynamics (research notes §5, §8 checks 6-10).
+"""The qualitative laws of the effective dynamics: coverage at weak kernel coupling and collapse
+near r = 1, a sigmoid critic collapsing before a ReLU one, the damping U-curve of a neural critic.
 
 Settings: ring of 8 (R = 2, σ = 0.05), N = 64, ReLU critic H = 128, ipm + gp0 with
-reg.strength 0.2 (the prototype's γ = 0.1 in its γ·E‖∇D‖² convention), η_D = 1e-2, η_G = 0.1.
+reg.strength 0.2 (the penalty (reg.strength/2)·E‖∇D‖² = 0.1·E‖∇D‖²), η_D = 1e-2, η_G = 0.1.
 """
 import numpy as np
 
@@ -12,7 +13,7 @@ RING = {**presets.load("ring8"), "record.every": 50, "record.snapshots": 0}
 
 
 def test_coverage_at_weak_coupling_and_collapse_with_mode_hopping_near_one():
-    """Checks 7 and 8: r = 0 covers 8/8 modes (entropy ≥ 0.95); r = 0.99 collapses to one compact
+    """r = 0 covers 8/8 modes (entropy ≥ 0.95); r = 0.99 collapses to one compact
     cloud (≤ 1 mode, spread < 0.3 against ring radius 2) whose centre visits ≥ 3 modes."""
     h = simulate({**RING, "steps": 6000}, [{"kernel.ratio": 0.0}, {"kernel.ratio": 0.99}])
     f = h.final
@@ -26,7 +27,7 @@ def test_coverage_at_weak_coupling_and_collapse_with_mode_hopping_near_one():
 
 
 def test_sigmoid_critic_collapses_at_smaller_coupling_than_relu():
-    """Check 10: at η_D = 1e-2, r = 0.1 a sigmoid critic covers fewer modes than a ReLU critic."""
+    """At η_D = 1e-2, r = 0.1 a sigmoid critic covers fewer modes than a ReLU critic."""
     covered = {}
     for act in ("relu", "sigmoid"):
         h = simulate({**RING, "disc.activation": act, "steps": 4000}, [{"kernel.ratio": 0.1}])
@@ -42,8 +43,8 @@ def test_sigmoid_preset_shows_the_collapse_its_text_promises():
 
 
 def test_neural_critic_damping_is_fastest_at_intermediate_penalty():
-    """Check 6: single target, ReLU critic, N = 16: the best t_conv among γ ∈ {0.06, 0.2, 0.6}
-    (prototype 0.03, 0.1, 0.3) is ≥ 1.5× faster than both γ = 0 (never settles) and γ = 6."""
+    """Single target, ReLU critic, N = 16: the best t_conv among γ ∈ {0.06, 0.2, 0.6}
+    (0.03, 0.1, 0.3 as weights of γ·E‖∇D‖²) is ≥ 1.5× faster than both γ = 0 (never settles) and γ = 6."""
     gammas = [0.0, 0.06, 0.2, 0.6, 6.0]
     h = simulate({**presets.load("damping"), "steps": 3000, "record.every": 5, "record.snapshots": 0},
                  [{"reg.strength": g} for g in gammas])

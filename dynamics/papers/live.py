@@ -1,4 +1,5 @@
-"""Cheap batched meters for a running simulation (papers A and B), each a few ms to ~0.1 s.
+"""Cheap batched meters for a running simulation (papers A and B), light enough to refresh
+while it runs (their timings: BENCHMARKS.md).
 
 * ``approximability`` -- paper B's restricted-approximability meter for the CURRENT critic:
   its IPM over W1 (≈ 1: the critic sees the whole transport distance; ≪ 1: it is blind to
@@ -48,7 +49,8 @@ def w1_estimate(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator | None = 
 def approximability(x_fake: torch.Tensor, real_train: torch.Tensor, real_test: torch.Tensor,
                     critic_value_fn: Callable[[torch.Tensor], torch.Tensor], *,
                     gen: torch.Generator | None = None, w1: str = "auto") -> dict:
-    """Restricted-approximability meter of the current critic D (paper B, §B.4).
+    """Restricted-approximability meter of the current critic D (paper B): how much of the true
+    distance W1 the critic's IPM sees, and its train/test gap.
 
     x_fake: (B, N, d) particles; real_train: (B, M, d) the batch the critic was last trained
     on; real_test: (B, M, d) a fresh batch; critic_value_fn: pts (B, n, d) -> D (B, n), e.g.

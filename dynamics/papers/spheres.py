@@ -88,7 +88,7 @@ def pair_theory(d: int, k: int = 6) -> dict[str, float]:
 
 
 def stein_ratio_bound(d: int, k: int = 5, alpha: int = 1) -> float:
-    """Lower bound on SD_F1 / SD_F2 for ν ∝ exp(γ P_{k,d}(x_d)) vs μ = τ (A.4):
+    """Lower bound on SD_F1 / SD_F2 for ν ∝ exp(γ P_{k,d}(x_d)) vs μ = τ (uniform):
     sqrt(N_{k,d}) · a / sqrt(2(b + a²)), a = k(d+k−3)/(α+1), b = k(k+d−2)(d+α−2)²/(α+1)².
     """
     d, k = _dim(d), _degree(k)
