@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .knobs import ConfigError
+from .knobs import ConfigError, first_line
 
 SHARE = 0.75                    # of the memory available now: the rest stays for the system
 GEOMETRIC_K = {"point": 1, "two_modes": 2}
@@ -200,7 +200,7 @@ def out_of_memory_error(cfg: dict[str, Any], members: int, err: BaseException) -
     p = parts(cfg, members)
     name, (size, knobs) = max(p.items(), key=lambda kv: kv[1][0])
     named = ", ".join(f"{k} = {cfg[k]}" for k in dict.fromkeys(knobs) if k in cfg)
-    first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    first = first_line(err, 120) or type(err).__name__
     return ConfigError(f"{named}: out of memory while running (estimate {fmt_bytes(estimate_bytes(cfg, members))}, "
                        f"mostly {name}; {first}); allowed smaller values of these knobs")
 

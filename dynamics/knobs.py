@@ -89,6 +89,21 @@ def show(value: Any) -> str:
     return text if len(text) <= SHOW_MAX else f"{text[:SHOW_MAX - 12]}... ({len(text)} characters)"
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to `limit` characters ('' when it has
+    none): how a message from torch or a library is quoted inside a one-line error."""
+    return (str(err).strip().splitlines() or [""])[0][:limit]
+
+
+def one_line(err: BaseException) -> str:
+    """A failure as one line for a user (its traceback belongs in a log): a ConfigError as it
+    is, anything else as `Type: first line of its message`."""
+    if isinstance(err, ConfigError):
+        return str(err)
+    text = first_line(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def _int_text(v: int) -> str:
     try:
         return str(v)

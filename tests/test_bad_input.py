@@ -285,6 +285,18 @@ def test_any_assignment_is_accepted_or_refused_in_one_line(text):
         assert "\n" not in str(e) and str(e).startswith(("--set", tuple(KNOBS)))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([RuntimeError, MemoryError, OSError, ValueError]), st.text(max_size=400))
+def test_any_failure_is_quoted_in_one_line(kind, text):
+    """knobs.one_line, what the lab shows for a failure: `Type: first line`, at most 200
+    characters of it, the bare type for an empty message; a ConfigError as it is."""
+    from dynamics.knobs import first_line, one_line
+    msg, line = one_line(kind(text)), first_line(kind(text))
+    assert not any(c in msg for c in "\n\r") and len(line) <= 200 and msg.startswith(kind.__name__)
+    assert msg == (f"{kind.__name__}: {line}" if line else kind.__name__) and line in text
+    assert one_line(ConfigError("disc.width: 0 is out of range; allowed 1 to 100000")).startswith("disc.width: 0")
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(sorted(KNOBS)), st.text(alphabet="0123456789.e-+naifx ,", max_size=12))
 def test_cli_set_with_random_text_runs_or_exits_2(capsys, key, text):

@@ -17,12 +17,11 @@ import panel as pn
 from bokeh.models import CustomJS, Div
 
 from dynamics import presets
-from dynamics.knobs import KNOBS
+from dynamics.knobs import KNOBS, one_line
 
 from . import export, knobui, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
-from .worker import one_line
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from dynamics.engine import Simulation
-from dynamics.knobs import ConfigError
+from dynamics.knobs import one_line
 
 from . import frames
 from .meters import METERS, applicable
@@ -287,14 +287,6 @@ class Worker:
             if prev is not None:                   # keep the slow parts a dropped frame carried
                 self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum", "meters")
                                                          if getattr(f, k) is None and getattr(prev, k) is not None})
-
-
-def one_line(e: BaseException) -> str:
-    """A failure as one line for the page (its traceback stays in the server log)."""
-    if isinstance(e, ConfigError):
-        return str(e)
-    text = (str(e).strip().splitlines() or [""])[0][:200]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 @atexit.register
