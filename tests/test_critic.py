@@ -122,3 +122,43 @@ def test_adam_ascent_equals_torch_adam_maximize_with_weight_decay():
         ref.grad = grad.clone()
         topt.step()
         torch.testing.assert_close(p["w"], ref.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_every_critic_fills_the_contract_as_its_registry_entry_declares():
+    """value is None exactly for the critics declared without a value; the knobs' ASCENT / VALUED
+    are the registry's declared facts."""
+    from dynamics import knobs
+    from dynamics.critics import CRITICS, kinds_with
+    for kind in CRITICS:
+        critic = CRITICS[kind](resolve({"disc.kind": kind}))
+        assert (critic.value is not None) == CRITICS[kind].valued == (critic.value_and_grad is not None), kind
+    assert list(knobs.ASCENT) == kinds_with("ascent") == ["mlp", "linear"]
+    assert list(knobs.VALUED) == kinds_with("valued") == ["mlp", "linear", "f1_neuron", "f2_features"]
+
+
+def test_a_new_critic_is_one_registry_entry(monkeypatch):
+    """A critic the engine has never seen runs through `build`/`step` by the contract alone: its
+    update's J becomes loss_d, its force moves the particles, its facts reach the knobs."""
+    from dynamics import knobs
+    from dynamics.critics import CRITICS, Critic, Kind
+    from dynamics.engine import build
+
+    def make(cfg):
+        def init(gens, d, dtype, device):
+            return {"n": torch.zeros(len(gens), dtype=dtype, device=device)}, {"calls": torch.zeros(len(gens))}
+
+        def update(p, opt, batch, hyper):
+            return {"n": p["n"] + 1}, {"calls": opt["calls"] + 1}, p["n"] + 1
+
+        def force(p, x, real, hyper):
+            return x.new_zeros(x.shape[0]), torch.ones_like(x)
+        return Critic(init, update, force, value=None, value_and_grad=None)
+
+    monkeypatch.setitem(CRITICS._entries, "probe", Kind(make, ascent=True, valued=False))
+    assert "probe" in knobs.ASCENT and "probe" not in knobs.VALUED
+    sim = build({"disc.kind": "probe", "particles": 4, "dtype": "float64", "disc.steps": 2, "kernel.ratio": 0.0,
+                 "lr.gen": 0.4})
+    s = sim.init()
+    s2 = sim.step(sim.step(s))
+    assert float(s2.disc["n"][0]) == 4 and float(s2.opt["calls"][0]) == 4 and float(s2.loss_d[0]) == -4
+    torch.testing.assert_close(s2.x - s.x, torch.full_like(s.x, 2 * 0.4 / 4))      # x += (η_G/N) g1 F, twice
