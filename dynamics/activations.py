@@ -1,6 +1,6 @@
 """Discriminator activations with their first and second derivatives.
 
-The closed-form gradient-penalty gradients need σ, σ' and σ'' (`dynamics.discriminators`);
+The closed-form gradient-penalty gradients need σ, σ' and σ'' (`dynamics.critics.mlp`);
 `curved` is False where σ'' vanishes almost everywhere, which skips a term.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
 resolved config run as a batch of B = members, summed over the parts below; ``check`` refuses
 a config whose estimate passes a limit (by default a share of the memory available now) with
 one line naming the knobs that drive the size. The counts follow the shapes the engine forms
-(`engine`, `kernels`, `discriminators`, `critics`, `metrics`, `run`): a part counts each tensor
+(`engine`, `kernels`, `critics`, `objective`, `metrics`, `run`): a part counts each tensor
 of that shape alive at its peak, temporaries included, so the estimate errs on the high side.
 """
 from __future__ import annotations

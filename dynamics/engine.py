@@ -1,9 +1,10 @@
 """The effective GAN dynamics: ``build(cfg) -> Simulation`` with pure ``init`` and ``step``.
 
 One step (alternating, the default):
-  1. ``disc.steps`` times: draw a fresh real batch y `(B, M, d)`, ascend the discriminator
-     objective J (loss, penalty, weight decay; `dynamics.losses`) by sgd or adam;
-  2. forces at the particles with the updated critic, F_j = gen_weight(D(x_j)) ∇_x D(x_j);
+  1. ``disc.steps`` times: draw a fresh real batch y `(B, M, d)` and take one critic step
+     (`Critic.update`; for gradient-ascent critics the objective J of `dynamics.objective`);
+  2. forces at the particles with the updated critic (`Critic.force`, e.g. F_j =
+     gen_weight(D(x_j)) ∇_x D(x_j)), plus the pseudo-supervision pull;
   3. particles move through the generator kernel: x_i += (η_G/N) Σ_j Θ_ij F_j.
 ``update = simultaneous`` takes the forces from the critic before its update instead.
 
@@ -22,15 +23,14 @@ import torch
 
 from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
 from . import rng
-from .discriminators import DISCRIMINATORS, Batch, Discriminator
+from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
 from .knobs import ConfigError, hyper_keys, resolve
-from .losses import LOSSES, REGULARISERS
+from .objective import REGULARISERS, batches
 from .targets import Target, build_target
 
 Tensor = torch.Tensor
 STREAM_MIX = 21
-ADAM_BETAS = (0.5, 0.999)          # the usual GAN choice
 PAIRS_COUNTER = 2**41              # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
 
@@ -65,7 +65,7 @@ class State:
 class Simulation:
     cfg: dict
     target: Target
-    disc: Discriminator
+    disc: Critic
     kernel: Kernel
     init: Callable[..., State]
     step: Callable[[State], State]
@@ -89,30 +89,6 @@ def _tree_where(keep: Tensor, new, old):
     if isinstance(new, dict):
         return {k: _tree_where(keep, new[k], old[k]) for k in new}
     return torch.where(keep.view(-1, *([1] * (new.dim() - 1))), new, old)
-
-
-def _optimizer(kind: str):
-    def sgd(p, grads, opt, lr, wd):
-        return {k: p[k] + lr.view(-1, *([1] * (p[k].dim() - 1))) * (grads[k] - _b(wd, p[k]) * p[k]) for k in p}, opt
-
-    def adam(p, grads, opt, lr, wd):
-        b1, b2 = ADAM_BETAS
-        t = opt["t"] + 1
-        new_p, m, v = {}, {}, {}
-        for k in p:
-            g = grads[k] - _b(wd, p[k]) * p[k]
-            m[k] = b1 * opt["m"][k] + (1 - b1) * g
-            v[k] = b2 * opt["v"][k] + (1 - b2) * g * g
-            mh = m[k] / _b(1 - b1 ** t, g)
-            vh = v[k] / _b(1 - b2 ** t, g)
-            new_p[k] = p[k] + _b(lr, g) * mh / (vh.sqrt() + 1e-8)
-        return new_p, {"t": t, "m": m, "v": v}
-    return {"sgd": sgd, "adam": adam}[kind]
-
-
-def _b(t: Tensor, like: Tensor) -> Tensor:
-    """(B,) -> broadcastable against (B, ...)."""
-    return t.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _counter(t: int, device: torch.device) -> Tensor:
@@ -172,17 +148,15 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     device = resolve_device(cfg["device"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
     target = build_target(cfg, device, dtype) if target is None else target.to(device, dtype)
-    disc = DISCRIMINATORS[cfg["disc.kind"]](cfg)
+    disc = CRITICS[cfg["disc.kind"]](cfg)
     kernel = KERNELS[cfg["kernel.kind"]](cfg)
-    loss, reg = LOSSES[cfg["loss"]], REGULARISERS[cfg["reg.kind"]]
-    optimize = _optimizer(cfg["disc.optimizer"])
     N, d = cfg["particles"], target.dim
     M = cfg["real"] or N
     n_disc, simultaneous = cfg["disc.steps"], cfg["update"] == "simultaneous"
     hkeys = hyper_keys()
     limit = RUNAWAY * (1.0 + float(target.centers.abs().max()))
     check_host = device.type == "cpu"      # a host check is free on the CPU; on a GPU, never sync
-    mix_index = torch.arange(N, device=device) % M
+    make_batch = batches(REGULARISERS[cfg["reg.kind"]], N, M, STREAM_MIX, dtype, device)
 
     def hyper_tensor(members: Sequence[dict], key: str) -> Tensor:
         return torch.tensor([m.get(key, cfg[key]) for m in members], dtype=dtype, device=device)
@@ -203,12 +177,8 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         gens = rng.generators(seeds)
         hyper = {k: hyper_tensor(members, k) for k in hkeys}
         x0 = initial_cloud(cfg, gens, N, d, dtype, device)
-        params = disc.init(gens, d, dtype, device)
+        params, opt = disc.init(gens, d, dtype, device)
         x, kstate = kernel.init(x0, gens, hyper)
-        opt = {} if cfg["disc.optimizer"] == "sgd" else {
-            "t": torch.zeros(B, dtype=dtype, device=device),
-            "m": {k: torch.zeros_like(v) for k, v in params.items()},
-            "v": {k: torch.zeros_like(v) for k, v in params.items()}}
         z = torch.zeros(B, dtype=dtype, device=device)
         return with_pairs(State(x=x, disc=params, opt=opt, kernel=kstate, hyper=hyper,
                      key=rng.member_keys(seeds, device), t=0,
@@ -219,11 +189,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         """(loss_g (B,), F (B, N, d)): the generator loss and the force on every particle.
 
         pairs `(B, N, d)` or None: the fixed targets of pseudo-supervision."""
-        if disc.force is not None:
-            lg, F = disc.force(params, x, real, h)
-        else:
-            D, g = disc.value_and_grad(params, x)
-            lg, F = loss.h(D).mean(1), loss.gen_weight(D).unsqueeze(-1) * g
+        lg, F = disc.force(params, x, real, h)
         if pairs is not None:
             # L_G += λ mean‖x_i − y_i‖² with fixed pairs  ->  F_i = −N ∂L_G/∂x_i gains −2λ (x_i − y_i)
             lam = h["ps.weight"]
@@ -247,17 +213,10 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         for sub in range(n_disc):
             counter = t * n_disc + sub
             real = target.sample(key, counter, M)                               # (B, M, d)
-            mix = None
-            if reg.where == "mix":
-                eps = rng.uniform(key, counter, STREAM_MIX, (N, 1), dtype)
-                mix = eps * real[:, mix_index] + (1 - eps) * x
+            batch = make_batch(real, x, key, counter)                          # (+ wgan_gp interpolates)
             if simultaneous and sub == 0:
                 loss_g, F = forces(p, x, real, h, pairs)
-            if disc.update is not None:
-                p, J = disc.update(p, Batch(real, x, mix), h)
-            else:
-                grads, J = disc.ascent(p, Batch(real, x, mix), h, loss, reg)
-                p, opt = optimize(p, grads, opt, h["lr.disc"], h["disc.weight_decay"])
+            p, opt, J = disc.update(p, opt, batch, h)
         if not simultaneous:
             loss_g, F = forces(p, x, real, h, pairs)
         x_new, kstate = kernel.move(kstate, x, F, h["lr.gen"] / N, h)

@@ -179,11 +179,32 @@ def _reg(module: str, attr: str) -> Callable[[], list[str]]:
     return get
 
 
+class _Critics(Sequence):
+    """The names of the critics (`dynamics.critics`) that declare `fact`, read on first use
+    like `_reg`: a sequence of names that can stand where a tuple of critic names goes."""
+
+    def __init__(self, fact: str):
+        self.fact = fact
+
+    def _names(self) -> list[str]:
+        import importlib
+        return importlib.import_module("dynamics.critics").kinds_with(self.fact)
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(tuple(self._names()))
+
+
 K = Knob
 GEOMETRIC = ("ring", "grid", "point", "two_modes")     # targets built from target.radius / .dim
 RELU_NETS = ("relu_ntk", "network")
-ASCENT = ("mlp", "linear")      # critics trained by gradient ascent: the others bring their own update
-VALUED = ASCENT + ("f1_neuron", "f2_features")     # critics whose value D(x) the loss turns into forces
+ASCENT = _Critics("ascent")     # critics trained by gradient ascent: the others bring their own update
+VALUED = _Critics("valued")     # critics whose value D(x) the loss turns into forces
 KNOBS: dict[str, Knob] = {k.name: k for k in [
     # particles and data
     K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000),
@@ -232,13 +253,13 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("kernel.net_width", int, 512, "hidden width of the finite generator network (network)", (1, 100_000),
       advanced=True, lab=(1, 2048), applies=("kernel.kind", ("network",))),
     # discriminator
-    K("disc.kind", str, "mlp", "discriminator family", choices=_reg("discriminators", "DISCRIMINATORS")),
+    K("disc.kind", str, "mlp", "discriminator family", choices=_reg("critics", "CRITICS")),
     K("disc.activation", str, "relu", "activation of the discriminator MLP (its 'type')",
       choices=_reg("activations", "ACTIVATIONS"), applies=("disc.kind", ("mlp",))),
     K("disc.width", int, 128, "hidden units H per layer", (1, 100_000), lab=(1, 2048), applies=("disc.kind", ("mlp",))),
     K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3), applies=("disc.kind", ("mlp",))),
     K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000), lab=(1, 100)),
-    K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=("sgd", "adam"),
+    K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=_reg("objective", "OPTIMIZERS"),
       advanced=True, applies=("disc.kind", ASCENT)),
     K("disc.weight_decay", float, 0.0, "weight decay wd: the objective gets −(wd/2)‖φ‖²", (0.0, 100.0),
       role="hyper", advanced=True, applies=("disc.kind", ASCENT)),
@@ -252,8 +273,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       applies=("disc.kind", ("ct",))),
     K("critic.restarts", int, 16, "neurons searched in parallel by the f1_neuron critic", (1, 4096),
       advanced=True, lab=(1, 256), applies=("disc.kind", ("f1_neuron",))),
-    K("loss", str, "ipm", "GAN loss", choices=_reg("losses", "LOSSES"), applies=("disc.kind", VALUED)),
-    K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("losses", "REGULARISERS"),
+    K("loss", str, "ipm", "GAN loss", choices=_reg("objective", "LOSSES"), applies=("disc.kind", VALUED)),
+    K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("objective", "REGULARISERS"),
       applies=("disc.kind", ASCENT)),
     K("reg.strength", float, 0.2, "γ: the objective gets −(γ/2)·E‖∇D‖² (wgan_gp: −γ·E(‖∇D‖−1)²)",
       (0.0, 1e4), role="hyper", log=True, label="regulariser γ", applies=("disc.kind", ASCENT)),

@@ -27,11 +27,11 @@ def test_f1_neuron_finds_the_hidden_direction_and_the_f1_ipm():
 
 def test_f2_critic_sits_at_its_noise_floor_while_f1_detects_the_pair():
     """At n = 1500 the F2 (kernel MMD) value of ν vs μ is indistinguishable from ν vs ν′."""
-    from dynamics.discriminators import Batch
+    from dynamics.objective import Batch
     sim2, s2 = critic_after({**PAIR, "particles": 1500, "disc.kind": "f2_features"}, 1)
     _, s1 = critic_after({**PAIR, "particles": 1500, "disc.kind": "f1_neuron"}, 30)
     nu, nu2 = sim2.target.sample(s2.key, 7, 1500), sim2.target.sample(s2.key, 8, 1500)
-    _, null = sim2.disc.update(s2.disc, Batch(nu, nu2), s2.hyper)
+    _, _, null = sim2.disc.update(s2.disc, s2.opt, Batch(nu, nu2), s2.hyper)
     f2 = float(-s2.loss_d[0])
     assert 0.6 * float(null[0]) < f2 < 1.6 * float(null[0])
     assert f2 < 0.5 * float(-s1.loss_d[0])
@@ -116,7 +116,7 @@ def test_ct_max_step_shortens_each_force_to_the_bound_and_keeps_its_direction():
 
 
 def test_ct_max_step_bounds_every_move_and_gives_the_balanced_regime():
-    """ρ = 0.5 on the 8-Gaussian ring (research notes C.5): clipped at 0.05 per particle and step
+    """ρ = 0.5 on the 8-Gaussian ring: clipped at 0.05 per particle and step
     (exact for two_number, r = 0) the run covers all 8 modes sharply; unclipped, the particles
     that reach a mode first take long forward-cost jumps and the cloud stalls short of it."""
     from dynamics.papers import mode_coverage, ring_centers

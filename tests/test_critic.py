@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from dynamics import discriminators, rng
+from dynamics import rng
 from dynamics.activations import ACTIVATIONS
-from dynamics.discriminators import DISCRIMINATORS, Batch, autograd_ascent, autograd_value_and_grad
-from dynamics.engine import _optimizer
+from dynamics.critics import linear, mlp
 from dynamics.knobs import KNOBS, resolve
-from dynamics.losses import LOSSES, REGULARISERS
+from dynamics.objective import (LOSSES, OPTIMIZERS, REGULARISERS, Batch, autograd_ascent,
+                                autograd_value_and_grad)
 
 B, M, N, d = 3, 7, 5, 3
 
@@ -17,10 +17,10 @@ def _setup(kind, act, seed=0, monkeypatch=None):
     torch.manual_seed(seed)
     compiled = kind == "mlp_unrolled"
     if compiled:        # they are chosen only while tracing: choose them here, eagerly
-        monkeypatch.setattr(discriminators, "products_for", lambda compiled, d: discriminators.UNROLLED)
+        monkeypatch.setattr(mlp, "products_for", lambda compiled, d: mlp.UNROLLED)
     kind = "mlp" if compiled else kind
     cfg = resolve({"disc.activation": act, "disc.width": 6, "disc.kind": kind, "compile": compiled})
-    disc = DISCRIMINATORS[kind](cfg)
+    disc = {"mlp": mlp, "linear": linear}[kind].parts(cfg)
     p = disc.init(rng.generators([1, 2, 3]), d, torch.float64, "cpu")
     p = {k: torch.randn_like(v) for k, v in p.items()}          # away from the zero init of the linear critic
     g = torch.Generator().manual_seed(seed)
@@ -39,7 +39,7 @@ def test_closed_form_objective_gradient_equals_autograd(kind, act, monkeypatch):
     disc, p, batch, hyper = _setup(kind, act, monkeypatch=monkeypatch)
     for ln in LOSSES.names():
         for rn in REGULARISERS.names():
-            g1, J1 = disc.ascent(p, batch, hyper, LOSSES[ln], REGULARISERS[rn])
+            g1, J1 = disc.gradient(p, batch, hyper, LOSSES[ln], REGULARISERS[rn])
             g2, J2 = autograd_ascent(disc.value, p, batch, hyper, LOSSES[ln], REGULARISERS[rn])
             assert set(g1) == set(g2)
             for k in g1:
@@ -63,7 +63,7 @@ def test_linear_critic_ignores_the_activation():
     out = []
     for act in ACTIVATIONS.names():
         disc, p, batch, hyper = _setup("linear", act)
-        g, J = disc.ascent(p, batch, hyper, LOSSES["ns"], REGULARISERS["gp0"])
+        g, J = disc.gradient(p, batch, hyper, LOSSES["ns"], REGULARISERS["gp0"])
         out.append((g, J, *disc.value_and_grad(p, batch.fake)))
     for other in out[1:]:
         assert all(torch.equal(a, b) for a, b in zip(other[1:], out[0][1:]))
@@ -73,18 +73,18 @@ def test_linear_critic_ignores_the_activation():
 def test_unrolled_products_only_while_compiling():
     """compile = true picks the products written for torch.compile only inside its trace: an eager
     caller of the same critic (the fallback, the lab's force arrows and critic field) keeps BLAS,
-    2.5-3x faster eagerly."""
-    assert discriminators.products_for(True, 2) is discriminators.BLAS
+    the faster form eagerly."""
+    assert mlp.products_for(True, 2) is mlp.BLAS
     seen = []
 
     @torch.compile(backend="eager")
     def traced(x):
-        seen.append(discriminators.products_for(True, 2) is discriminators.UNROLLED)
+        seen.append(mlp.products_for(True, 2) is mlp.UNROLLED)
         return x + 1
 
     traced(torch.zeros(2))
     assert seen == [True]
-    assert discriminators.products_for(True, 2 * discriminators.UNROLL_MAX_DIM) is discriminators.BLAS
+    assert mlp.products_for(True, 2 * mlp.UNROLL_MAX_DIM) is mlp.BLAS
 
 
 def test_activation_derivatives_match_autograd():
@@ -105,14 +105,14 @@ def test_activation_derivatives_match_autograd():
 def test_deep_mlp_penalty_gradient_matches_finite_differences():
     """The depth-2 critic goes through autograd's double backward: check it independently."""
     cfg = resolve({"disc.depth": 2, "disc.width": 5, "disc.activation": "tanh"})
-    disc = DISCRIMINATORS["mlp"](cfg)
+    disc = mlp.parts(cfg)
     p = disc.init(rng.generators([4]), 2, torch.float64, "cpu")
     g = torch.Generator().manual_seed(1)
     batch = Batch(torch.randn(1, 6, 2, generator=g, dtype=torch.float64),
                   torch.randn(1, 4, 2, generator=g, dtype=torch.float64))
     hyper = {"reg.strength": torch.tensor([0.7], dtype=torch.float64)}
     loss, reg = LOSSES["ns"], REGULARISERS["gp0"]
-    grads, _ = disc.ascent(p, batch, hyper, loss, reg)
+    grads, _ = disc.gradient(p, batch, hyper, loss, reg)
     h = 1e-6
     for k in ("W1", "a"):
         idx = (0,) + (0,) * (p[k].dim() - 1)
@@ -120,18 +120,17 @@ def test_deep_mlp_penalty_gradient_matches_finite_differences():
         plus[k][idx] += h
         minus = {**p, k: p[k].clone()}
         minus[k][idx] -= h
-        fd = (disc.ascent(plus, batch, hyper, loss, reg)[1] - disc.ascent(minus, batch, hyper, loss, reg)[1]) / (2 * h)
+        fd = (disc.gradient(plus, batch, hyper, loss, reg)[1] - disc.gradient(minus, batch, hyper, loss, reg)[1]) / (2 * h)
         assert abs(float(fd[0]) - float(grads[k][idx])) < 1e-6
 
 
 def test_adam_ascent_equals_torch_adam_maximize_with_weight_decay():
     torch.manual_seed(0)
     p = {"w": torch.randn(1, 4, dtype=torch.float64)}
-    opt = {"t": torch.zeros(1, dtype=torch.float64), "m": {"w": torch.zeros_like(p["w"])},
-           "v": {"w": torch.zeros_like(p["w"])}}
+    opt = OPTIMIZERS["adam"].init(p)
     ref = p["w"].clone().requires_grad_(True)
     topt = torch.optim.Adam([ref], lr=0.01, betas=(0.5, 0.999), eps=1e-8, weight_decay=0.1, maximize=True)
-    adam = _optimizer("adam")
+    adam = OPTIMIZERS["adam"].step
     lr, wd = torch.tensor([0.01], dtype=torch.float64), torch.tensor([0.1], dtype=torch.float64)
     for i in range(5):
         grad = torch.randn(1, 4, dtype=torch.float64)
@@ -139,3 +138,43 @@ def test_adam_ascent_equals_torch_adam_maximize_with_weight_decay():
         ref.grad = grad.clone()
         topt.step()
         torch.testing.assert_close(p["w"], ref.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_every_critic_fills_the_contract_as_its_registry_entry_declares():
+    """value is None exactly for the critics declared without a value; the knobs' ASCENT / VALUED
+    are the registry's declared facts."""
+    from dynamics import knobs
+    from dynamics.critics import CRITICS, kinds_with
+    for kind in CRITICS:
+        critic = CRITICS[kind](resolve({"disc.kind": kind}))
+        assert (critic.value is not None) == CRITICS[kind].valued == (critic.value_and_grad is not None), kind
+    assert list(knobs.ASCENT) == kinds_with("ascent") == ["mlp", "linear"]
+    assert list(knobs.VALUED) == kinds_with("valued") == ["mlp", "linear", "f1_neuron", "f2_features"]
+
+
+def test_a_new_critic_is_one_registry_entry(monkeypatch):
+    """A critic the engine has never seen runs through `build`/`step` by the contract alone: its
+    update's J becomes loss_d, its force moves the particles, its facts reach the knobs."""
+    from dynamics import knobs
+    from dynamics.critics import CRITICS, Critic, Kind
+    from dynamics.engine import build
+
+    def make(cfg):
+        def init(gens, d, dtype, device):
+            return {"n": torch.zeros(len(gens), dtype=dtype, device=device)}, {"calls": torch.zeros(len(gens))}
+
+        def update(p, opt, batch, hyper):
+            return {"n": p["n"] + 1}, {"calls": opt["calls"] + 1}, p["n"] + 1
+
+        def force(p, x, real, hyper):
+            return x.new_zeros(x.shape[0]), torch.ones_like(x)
+        return Critic(init, update, force, value=None, value_and_grad=None)
+
+    monkeypatch.setitem(CRITICS._entries, "probe", Kind(make, ascent=True, valued=False))
+    assert "probe" in knobs.ASCENT and "probe" not in knobs.VALUED
+    sim = build({"disc.kind": "probe", "particles": 4, "dtype": "float64", "disc.steps": 2, "kernel.ratio": 0.0,
+                 "lr.gen": 0.4})
+    s = sim.init()
+    s2 = sim.step(sim.step(s))
+    assert float(s2.disc["n"][0]) == 4 and float(s2.opt["calls"][0]) == 4 and float(s2.loss_d[0]) == -4
+    torch.testing.assert_close(s2.x - s.x, torch.full_like(s.x, 2 * 0.4 / 4))      # x += (η_G/N) g1 F, twice

@@ -39,22 +39,32 @@ def _augment(x: torch.Tensor, bias: bool) -> torch.Tensor:
     return torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) if bias else x
 
 
-def _unit(x: torch.Tensor) -> torch.Tensor:
+def unit(x: torch.Tensor) -> torch.Tensor:
+    """x / ‖x‖ along the last axis (0 stays 0)."""
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
 def _directions(gen: torch.Generator, shape, like: torch.Tensor) -> torch.Tensor:
     """Uniform directions on the sphere, drawn on gen's device, then moved to like's."""
     g = torch.randn(*shape, generator=gen, dtype=like.dtype, device=gen.device)
-    return _unit(g).to(like.device)
+    return unit(g).to(like.device)
 
 
 # --------------------------------------------------------------------------- F1 (neurons)
 
-def _neuron_delta(xp: torch.Tensor, xq: torch.Tensor, theta: torch.Tensor):
+def neuron_delta(xp: torch.Tensor, xq: torch.Tensor, theta: torch.Tensor):
     """Δ(θ) = mean_q σ(θ·x̃) − mean_p σ(θ·x̃) for theta: (B, R, D') -> (B, R), plus z's."""
     zp, zq = xp @ theta.mT, xq @ theta.mT  # (B, n, R), (B, m, R)
     return zq.clamp_min(0).mean(1) - zp.clamp_min(0).mean(1), zp, zq
+
+
+def neuron_step(xp: torch.Tensor, xq: torch.Tensor, theta: torch.Tensor, delta: torch.Tensor,
+                zp: torch.Tensor, zq: torch.Tensor, lr: float) -> torch.Tensor:
+    """One projected-ascent step of every neuron on |Δ(θ)| (delta, zp, zq from `neuron_delta`):
+    θ ← unit(θ + lr sign(Δ) ∇Δ), ∇Δ = mean_q 1[z>0] x̃ − mean_p 1[z>0] x̃ (ReLU' is the step)."""
+    grad = ((zq > 0).to(xq.dtype).mT @ xq) / xq.shape[1] \
+        - ((zp > 0).to(xp.dtype).mT @ xp) / xp.shape[1]  # (B, R, D')
+    return unit(theta + lr * delta.sign()[..., None] * grad)
 
 
 def f1_ipm(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *, restarts: int = 64,
@@ -85,25 +95,22 @@ def f1_ipm(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *, restarts: 
     pool = torch.cat([xp, xq], dim=1)  # (B, n + m, D')
     pick = torch.randint(pool.shape[1], (nb, n_data), generator=gen, device=gen.device)
     sign = torch.randint(2, (nb, n_data, 1), generator=gen, device=gen.device) * 2 - 1
-    data_dirs = _unit(pool[rows[:, None], pick.to(xp.device)] * sign.to(xp))
+    data_dirs = unit(pool[rows[:, None], pick.to(xp.device)] * sign.to(xp))
     cand = torch.cat([_directions(gen, (nb, candidates - n_data, dim), xp), data_dirs], 1)
-    score = torch.cat([_neuron_delta(xp, xq, c)[0].abs() for c in cand.split(256, dim=1)], 1)
+    score = torch.cat([neuron_delta(xp, xq, c)[0].abs() for c in cand.split(256, dim=1)], 1)
     theta = cand.gather(1, score.topk(restarts, dim=1).indices[..., None].expand(-1, -1, dim))
 
     best = xp.new_full((nb,), -1.0)
     best_theta = theta[:, 0].clone()
     for it in range(steps + 1):
-        delta, zp, zq = _neuron_delta(xp, xq, theta)  # (B, R)
+        delta, zp, zq = neuron_delta(xp, xq, theta)  # (B, R)
         value, idx = delta.abs().max(dim=1)
         better = value > best
         best = torch.where(better, value, best)
         best_theta = torch.where(better[:, None], theta[rows, idx], best_theta)
         if it == steps:
             break
-        # ∇Δ = mean_q 1[z>0] x̃ − mean_p 1[z>0] x̃ (ReLU' is the step; no autograd needed)
-        grad = ((zq > 0).to(xq.dtype).mT @ xq) / xq.shape[1] \
-            - ((zp > 0).to(xp.dtype).mT @ xp) / xp.shape[1]  # (B, R, D')
-        theta = _unit(theta + lr * delta.sign()[..., None] * grad)
+        theta = neuron_step(xp, xq, theta, delta, zp, zq, lr)
     return _out(single, best), _out(single, best_theta)
 
 
@@ -136,16 +143,25 @@ def relu_grid_ipm_2d(p: torch.Tensor, q: torch.Tensor, *, angles: int = 720,
 
 # --------------------------------------------------------------------------- F2 (kernel)
 
+def arccos_gram(a: torch.Tensor, b: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """(B, n, m) |a_i||b_j|(sin φ + (π − φ) cos φ), φ the angle between a_i and b_j: 2πD times
+    the arc-cosine kernel. cos φ is clamped to [−1 + margin, 1 − margin]; margin > 0 keeps the
+    gradient of acos finite where points coincide (a critic differentiated by autograd)."""
+    nn = a.norm(dim=-1)[..., None] * b.norm(dim=-1)[:, None, :]  # (B, n, m)
+    cos = ((a @ b.mT) / nn.clamp_min(1e-30)).clamp(-1 + margin, 1 - margin)
+    return nn * (torch.sqrt(1 - cos * cos) + (math.pi - torch.acos(cos)) * cos)
+
+
+def arccos_kernel(a: torch.Tensor, b: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """(B, n, m) degree-1 arc-cosine kernel k(a_i, b_j) = |a||b|(sin φ + (π − φ) cos φ) / (2π D)."""
+    return arccos_gram(a, b, margin) / (2 * math.pi * a.shape[-1])
+
+
 def _arccos_kernel_sum(a: torch.Tensor, b: torch.Tensor, dim: int, chunk: int) -> torch.Tensor:
-    """Σ_ij k(a_i, b_j) for k = |a||b|(sin φ + (π − φ) cos φ) / (2π D). a: (B,n,D), b: (B,m,D)."""
-    nb = b.norm(dim=-1)  # (B, m)
+    """Σ_ij k(a_i, b_j) of `arccos_kernel`, a in chunks of its points. a: (B,n,D), b: (B,m,D)."""
     total = a.new_zeros(a.shape[0])
     for ac in a.split(chunk, dim=1):
-        na = ac.norm(dim=-1)  # (B, c)
-        nn = na[..., None] * nb[:, None, :]  # (B, c, m)
-        cos = ((ac @ b.mT) / nn.clamp_min(1e-30)).clamp(-1, 1)
-        k = nn * (torch.sqrt(1 - cos * cos) + (math.pi - torch.acos(cos)) * cos)
-        total = total + k.sum((1, 2))
+        total = total + arccos_gram(ac, b).sum((1, 2))
     return total / (2 * math.pi * dim)
 
 
@@ -236,7 +252,7 @@ def max_sliced_w1(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *,
             best = torch.where(better, value, best)
             best_u = torch.where(better[:, None], u[rows, i], best_u)
             g = g - (g * u).sum(-1, keepdim=True) * u  # tangent part
-            u = _unit(u + lr * g)
+            u = unit(u + lr * g)
     with torch.no_grad():
         w = w1_1d(u @ p.mT, u @ q.mT)
         value, i = w.max(dim=1)

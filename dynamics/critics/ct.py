@@ -1,0 +1,47 @@
+"""Conditional transport with the fixed navigator d = β‖x − y‖² (Zheng & Zhou).
+
+No critic network and no value: the force is −N ∂L_CT/∂x_j with L = ρ·forward + (1 − ρ)·backward,
+optionally clipped per particle (ct.max_step, `clip_moves`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..objective import Batch
+from ..papers.ct import ct_costs, ct_costs_and_grad
+from .contract import Critic, register
+
+Tensor = torch.Tensor
+
+
+def clip_moves(F: Tensor, hyper) -> Tensor:
+    """F (B, N, d) with each F_j shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step (0: off).
+
+    (η_G/N)·g1·F_j is particle j's own term of its move x_j += (η_G/N) Σ_k Θ_jk F_k (Θ_jj = g1):
+    the whole move for two_number with r = 0, so there the clip is exact; with cross coupling
+    it bounds the self term only. Why: unclipped, the first particles to reach a mode own all
+    its data and take huge forward-cost steps while the rest lag (ct-balance, ρ = 0.5 stalls).
+    """
+    cap, N = hyper["ct.max_step"], F.shape[1]
+    scale = hyper["lr.gen"] * hyper["kernel.g1"] / N                        # (B,)
+    on = (cap > 0) & (scale > 0)
+    limit = torch.where(on, cap / torch.where(on, scale, torch.ones_like(scale)), torch.full_like(cap, math.inf))
+    norm = F.norm(dim=-1, keepdim=True)                                      # (B, N, 1)
+    return F * (limit.view(-1, 1, 1) / norm.clamp_min(1e-30)).clamp(max=1.0)
+
+
+@register("ct", ascent=False, valued=False)
+def conditional_transport(cfg) -> Critic:
+    def init(gens, d, dtype, device):
+        return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}, {}
+
+    def update(p, opt, batch: Batch, hyper):
+        return p, opt, -ct_costs(batch.real, batch.fake, hyper["ct.beta"], hyper["ct.rho"])["loss"]
+
+    def force(p, x, real, hyper):
+        costs, grad = ct_costs_and_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
+        return costs["loss"], clip_moves(-x.shape[1] * grad, hyper)
+
+    return Critic(init, update, force, value=None, value_and_grad=None)
