@@ -25,7 +25,7 @@ from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the mo
 from . import rng
 from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
-from .knobs import ConfigError, hyper_keys, resolve
+from .knobs import ConfigError, hyper_keys, one_line, resolve
 from .objective import REGULARISERS, batches
 from .targets import Target, build_target
 
@@ -111,7 +111,7 @@ def _compiled(advance: Callable, device: torch.device) -> Callable:
         except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
             if compiled:                           # it compiled before: a real error, not the compiler
                 raise
-            warnings.warn(f"compile: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+            warnings.warn(f"compile: torch.compile failed ({one_line(err)}); "
                           "running the step eagerly", RuntimeWarning, stacklevel=3)
             compiled.append(False)
             return advance(x, p, opt, kstate, h, key, t)
