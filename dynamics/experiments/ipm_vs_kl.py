@@ -56,7 +56,7 @@ def _neuron_mean(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 def run_ipm_vs_kl(out: Path, quick: bool, hooks: Hooks, seed: int = 0) -> dict:
     """Each generator q drops modes of the ring; the critic (best ReLU neuron) is trained on one
-    sample pair and its IPM measured on a held-out pair: the test IPM of paper B."""
+    sample pair and its IPM measured on a held-out pair: the test IPM of Bai, Ma & Risteski."""
     started = time.perf_counter()
     c = IPM_VS_KL["quick" if quick else "full"]
     gen = seeded(seed)
