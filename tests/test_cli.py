@@ -196,3 +196,24 @@ def test_progress_draws_a_bar_on_a_terminal_and_warns_of_a_slow_first_step():
     text = out.getvalue()
     assert "the first of 100 steps is taking over" in text and "effgan run: about" in text
     assert "100/100" in text                            # tqdm's bar reached the end
+
+
+def test_reproduce_experiments_are_one_registry_of_one_contract_without_argparse():
+    """Every `effgan reproduce` experiment is one `Experiment` in one `EXPERIMENTS` registry
+    (an unknown name fails naming the field), each with its own headline and a cited paper, and
+    the command-line code stays in the app."""
+    from pathlib import Path
+
+    from dynamics.experiments import EXPERIMENTS, Experiment
+    from dynamics.papers import CITATIONS
+    from test_architecture import imported_modules
+    names = list(EXPERIMENTS)
+    assert names[:3] == ["collapse-phase", "critical-damping", "kernel-universality"] and len(names) == 7
+    for name in names:
+        e = EXPERIMENTS[name]
+        assert isinstance(e, Experiment) and e.name == name and e.paper in CITATIONS
+        assert callable(e.run) and callable(e.headline) and "\n" not in e.doc
+    with pytest.raises(KeyError, match="NAME: unknown choice 'collapse'; allowed collapse-phase"):
+        EXPERIMENTS["collapse"]
+    folder = Path(__file__).resolve().parent.parent / "dynamics" / "experiments"
+    assert not [p.name for p in folder.glob("*.py") for _, m in imported_modules(p) if m == "argparse"]

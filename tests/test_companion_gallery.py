@@ -1,6 +1,7 @@
-"""The companion gallery (`dynamics.experiments.companion`) at --quick size, and the live meters
-(`dynamics.papers.live`): each experiment's summary must state the physics of the research
-notes (other_seeds.md A.6, B.5, C.5, D.3), and its data and figure must be on disk."""
+"""The companion papers' experiments (`dynamics.experiments.separation`, `ipm_vs_kl`, `ct_balance`,
+`double_descent`) at --quick size, and the live meters (`dynamics.papers.live`): each
+experiment's summary must state the physics its paper (and our prototypes of it) found, and
+its data and figure must be on disk."""
 from __future__ import annotations
 
 import json
@@ -15,9 +16,11 @@ pytestmark = pytest.mark.slow     # the module's fixtures run whole experiments
 
 from app.plots.companion import draw
 from dynamics.papers import ring_centers, sample_mixture
-from dynamics.experiments.companion import (
-    CT_BALANCE, DOUBLE_DESCENT, EXPERIMENTS, IPM_VS_KL, SEPARATION, mode_drop_family, pair_means,
-)
+from dynamics.experiments import EXPERIMENTS, Hooks
+from dynamics.experiments.ct_balance import CT_BALANCE
+from dynamics.experiments.double_descent import DOUBLE_DESCENT
+from dynamics.experiments.ipm_vs_kl import IPM_VS_KL, mode_drop_family
+from dynamics.experiments.separation import SEPARATION, pair_means
 from dynamics.papers.live import approximability, f1_f2_meter, w1_estimate
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +31,7 @@ SIZES = {"separation": SEPARATION, "ipm-vs-kl": IPM_VS_KL, "ct-balance": CT_BALA
 
 def quick(tmp_path_factory, name):
     out = tmp_path_factory.mktemp(name)
-    summary = EXPERIMENTS[name].run(True, out, seed=0, figures=draw)
+    summary = EXPERIMENTS[name].run(out, True, Hooks(draw=draw), seed=0)
     return out, summary
 
 
@@ -53,8 +56,9 @@ def descent(tmp_path_factory):
 
 
 def test_registry_interface():
-    assert set(EXPERIMENTS) == {"separation", "ipm-vs-kl", "ct-balance", "double-descent"}
-    for name, e in EXPERIMENTS.items():
+    companion = {name: EXPERIMENTS[name] for name in EXPERIMENTS if not EXPERIMENTS[name].sweep}
+    assert set(companion) == {"separation", "ipm-vs-kl", "ct-balance", "double-descent"}
+    for name, e in companion.items():
         assert e.name == name and callable(e.run)
         assert "--quick" in e.doc and "full" in e.doc and "\n" not in e.doc
 
@@ -62,7 +66,7 @@ def test_registry_interface():
 # ---------------------------------------------------------------- A: separation
 def test_separation_ratio_is_sqrt_n_and_f1_beats_its_null(separation):
     _, s = separation
-    # A.4 table: 18.3, 37.2, 65.5, 104.9, 157.3, 224.5 (k = 6, d = 6..16)
+    # sqrt(N_{6,d}) for d = 6..16: 18.3, 37.2, 65.5, 104.9, 157.3, 224.5
     assert s["ratio_over_sqrt_n_max_deviation"] < 0.01
     assert np.allclose(s["theory_ratio"], [18.3, 37.2, 65.5, 104.9, 157.3, 224.5], rtol=0.01)
     assert all(a > b for a, b in zip(s["theory_f1"], s["theory_f1"][1:]))  # 3.6e-2 -> 3.2e-2
@@ -92,7 +96,7 @@ def test_test_ipm_tracks_kl_and_w1(ipm_kl):
     assert s["generators"] >= 15
     assert s["corr_test_ipm_kl"]["spearman"] > 0.8 and s["corr_test_ipm_kl"]["pearson"] > 0.8
     assert s["corr_test_ipm_w1"]["spearman"] > 0.8
-    # restricted approximability: the symmetric 4-of-8 collapse is under-detected (B.5: 0.19)
+    # restricted approximability: the symmetric 4-of-8 collapse is under-detected (a prototype at n = 2000: 0.19)
     assert s["test_ipm_over_w1_alternating4"] < 0.35
     assert s["test_ipm_over_w1_alternating4"] < 0.5 * s["test_ipm_over_w1_contiguous4"]
 
@@ -114,7 +118,7 @@ def test_ct_rho_orders_seeking_balance_covering(ct):
         assert quality[2] < quality[1] and quality[0] >= 0.95, (run, quality)
         fwd, bwd = s[run]["forward_cost"], s[run]["backward_cost"]
         assert fwd[2] < 0.2 * fwd[0] and bwd[0] < 0.2 * bwd[2]           # each ρ end minimises its cost
-    for run in ("engine", "prototype"):                                   # C.5 with the step clip
+    for run in ("engine", "prototype"):                                   # the prototype's table, with the step clip
         p = s[run]
         assert p["modes_covered_mean"][1] >= 7.5 and p["quality_mean"][1] >= 0.95, run
         assert max(p["modes_covered"][0]) <= 6 and p["quality_mean"][2] <= 0.5, run
@@ -234,6 +238,6 @@ def test_the_companion_papers_are_cited_where_a_user_reads_about_them(capsys):
     for key in "ABCD":
         assert CITATIONS[key] in listed
         assert re.search(r"\b(19|20)\d\d\b", CITATIONS[key]) and '"' in CITATIONS[key]      # a year and a title
-    texts = [listed] + [presets.describe(n) for n in presets.names()] + [e.doc for e in EXPERIMENTS.values()]
+    texts = [listed] + [presets.describe(n) for n in presets.names()] + [EXPERIMENTS[n].doc for n in EXPERIMENTS]
     for text in texts:
         assert not re.search(r"\bpaper [A-D]\b", text, re.IGNORECASE), text[:120]

@@ -228,7 +228,7 @@ def test_shipped_specs_pass_the_figure_check_and_bad_tables_fail_before_the_swee
     """Every [[figure]] of the shipped specs passes check_spec_figures; a bad table is refused
     before a single chunk runs, naming its spec field."""
     from app.plots.figures import check_spec_figures
-    from dynamics.experiments.effective import SWEEPS
+    from dynamics.experiments.base import SWEEPS
     from dynamics.sweep import load_spec
     for path in sorted(SWEEPS.glob("*.toml")):
         for quick in (False, True):

@@ -1,5 +1,6 @@
-"""`effgan reproduce NAME --quick`: each experiment runs end to end, writes its data and figure,
-and its numbers show the physics of the research notes (§5.2, §5.3, §7)."""
+"""`effgan reproduce NAME --quick`: each sweep experiment runs end to end, writes its data and
+figure, and its numbers show the physics: the collapse threshold against coupling and critic,
+fastest convergence at the critical damping γ_c, the kernel spectrum's two-level limit."""
 import json
 import math
 
@@ -9,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.slow     # the module's fixtures run whole experiments
 
 from app.cli import main
-from dynamics.experiments.effective import EXPERIMENTS
+from dynamics.experiments import EXPERIMENTS
 from dynamics import theory
 from dynamics.sweep import open_results
 

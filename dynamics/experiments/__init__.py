@@ -1,8 +1,11 @@
-"""Every named experiment `effgan reproduce NAME` runs: the effective-dynamics sweeps
-(`effective`: a sweep spec plus a physics summary) and the companion papers' runs
-(`companion`: each with its own `run`). EXPERIMENTS is the one registry of both; the two
-`Experiment` contracts are still distinct (`spec`/`summarize` vs `run`)."""
-from .companion import EXPERIMENTS as COMPANION
-from .effective import EXPERIMENTS as EFFECTIVE
+"""Every named experiment `effgan reproduce NAME` runs, in ONE registry, `EXPERIMENTS`, of one
+contract, `base.Experiment` (name, doc, paper, run(out, quick, hooks) -> summary,
+headline(summary)). One module per paper: `effective` (the main paper's sweeps, each built by
+`base.sweep_experiment` from `assets/sweeps/NAME.toml` and a summary), `separation`,
+`ipm_vs_kl`, `ct_balance`, `double_descent` (the companion papers, run in this process, ending
+in `base.finish`). A new experiment is a `register(...)` call in its paper's module; a new
+paper's module is imported below. The import order is the order of `effgan reproduce --list`."""
+from . import effective, separation, ipm_vs_kl, ct_balance, double_descent  # noqa: F401  (each registers its experiments)
+from .base import EXPERIMENTS, Experiment, Hooks
 
-EXPERIMENTS = {**EFFECTIVE, **COMPANION}
+__all__ = ["EXPERIMENTS", "Experiment", "Hooks"]
