@@ -5,7 +5,7 @@
 * ``ct``         -- conditional-transport costs and their particle gradient (paper C).
 * ``linear_gan`` -- linear-Gaussian GAN: W2 error, double descent, conditioning (paper D).
 * ``live``       -- cheap batched meters for runs and the app: approximability, F1/F2 panel.
-The `effgan reproduce` experiments of the four papers live in `dynamics.experiments.companion`.
+The `effgan reproduce` experiments of the four papers live in `dynamics.experiments` (one module per paper).
 
 No module touches the global RNG: randomness comes from an explicit ``torch.Generator``.
 Dtype and device follow the inputs; samplers take them as keywords.
