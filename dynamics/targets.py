@@ -3,7 +3,7 @@
 Every built-in target is a mixture: centres ``(K, d)`` (one per component), an isotropic
 standard deviation, and a mode label per centre (a digit class, a ring position). Fresh
 real batches are drawn every step from the counter-based stream (`dynamics.rng`).
-Mode metrics (`dynamics.metrics`) read the same object: the capture radius decides when a
+Mode metrics (`dynamics.observables`) read the same object: the capture radius decides when a
 particle counts as sitting on a mode.
 """
 from __future__ import annotations

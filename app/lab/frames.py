@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import torch
 
-from dynamics import kernels, metrics
+from dynamics import kernels, observables
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
 
@@ -158,11 +158,14 @@ def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
 
 def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None,
                   distances: bool = False) -> dict[str, float]:
-    m = metrics.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape else None)
+    """The live observables (`observables.OBSERVABLES`, source cloud and state) of member 0, and
+    the distances to the data where the target is a point set rather than clusters."""
+    m = observables.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape
+                          else None)
     m.pop("com_mode")
     if distances:
         m.update(data_distances(sim, state))
-    m["loss_d"], m["loss_g"] = state.loss_d, state.loss_g
+    m.update(observables.from_state(state))
     return {k: float(v[0]) for k, v in m.items()}
 
 
@@ -174,7 +177,7 @@ def data_distances(sim: Simulation, state: State) -> dict[str, torch.Tensor]:
     idx = torch.randperm(len(pts), generator=gen)[:DISTANCE_N].to(pts.device)
     x = state.x[:, :DISTANCE_N].detach()
     y = pts[idx].to(x).unsqueeze(0).expand(x.shape[0], -1, -1)
-    return metrics.distances(x, y, gen)
+    return observables.distances(x, y, gen)
 
 
 def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: torch.Tensor | None = None, *,
