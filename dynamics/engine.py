@@ -29,9 +29,9 @@ from .losses import LOSSES, REGULARISERS
 from .targets import Target, build_target
 
 Tensor = torch.Tensor
-STREAM_MIX = 21
+STREAM_MIX = rng.STREAMS["mix"]
 ADAM_BETAS = (0.5, 0.999)          # the usual GAN choice
-PAIRS_COUNTER = 2**41              # the stream counter of the pseudo-supervision pairs
+PAIRS_COUNTER = rng.COUNTERS["pairs"].start      # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
 
 

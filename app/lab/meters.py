@@ -13,7 +13,7 @@
 They run on the worker thread (`app.lab.worker`) at their own cadence; each returns plain floats
 of member 0. Real batches come from the target's counter streams, so a meter never perturbs
 the run: `Simulation.real_batch` gives the batches the engine's steps draw, the test and null
-batches use counters far outside the engine's (step t, critic update k draws t·disc.steps + k).
+batches use counter ranges of their own (`dynamics.rng.COUNTERS`, disjoint from the steps').
 """
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ from dynamics.papers.ct import ct_costs
 from dynamics.papers.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
+from dynamics.rng import COUNTERS
 from dynamics.targets import ON_SPHERE
 
 METER_N = 256            # particles / real points a sampled meter uses: exact W1 ≈ 15 ms at 256
-TEST_COUNTER = 2**43     # fresh real batches of the meters (the engine's counters stay < 2**42)
-NULL_COUNTER = 2**44
+TEST_COUNTER = COUNTERS["meter_test"].start     # fresh real batches of the meters
+NULL_COUNTER = COUNTERS["meter_null"].start
 
 
 @dataclasses.dataclass(frozen=True)
