@@ -26,7 +26,7 @@ ARROWS_MAX = 300
 IMAGES = 16              # digits: particles shown as images
 REF_POINTS = 600        # target sample drawn under the particles (redrawn every frame: keep it light)
 SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
-SPECTRUM_N_MAX_BY_KIND = {"network": 256}   # its Θ takes one backward pass per particle
+SPECTRUM_N_MAX_PER_PARTICLE = 256   # kernels whose Θ takes one backward pass per particle (KernelKind)
 CLUSTER_MAX = 50         # a point set with more points than this is a sample, not clusters: each point
                          # is a "mode", so mode counts mean nothing there; distances are shown instead
 DISTANCE_N = 256         # particles / data points the live distances use (three 256² distance matrices)
@@ -145,7 +145,9 @@ def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
     kind), above that the top SPECTRUM_TOP while Θ is cached and N ≤ SPECTRUM_TOP_N_MAX; empty
     arrays when too costly to compute live."""
     N = sim.cfg["particles"]
-    if sim.kernel.matrix is None or N <= SPECTRUM_N_MAX_BY_KIND.get(sim.cfg["kernel.kind"], SPECTRUM_N_MAX):
+    costly = kernels.KERNELS[sim.cfg["kernel.kind"]].theta_per_particle
+    n_max = SPECTRUM_N_MAX_PER_PARTICLE if costly else SPECTRUM_N_MAX
+    if sim.kernel.matrix is None or N <= n_max:
         levels, mult = sim.kernel.spectrum(state.kernel, state.hyper)
         return levels[0].double().cpu().numpy(), mult[0].cpu().numpy()
     theta = state.kernel.get("theta")
