@@ -81,10 +81,13 @@ def test_every_draw_at_run_time_uses_a_declared_stream_and_range(recorded):
     meters.fresh_batch(sim, s, 4, meters.NULL_COUNTER)
     sphere = build(resolve({"target.kind": "sphere_pair", "init.kind": "pair", "particles": 8, "disc.width": 4}))
     sphere.step(sphere.init())
-    used = {(_where(c)[0] if _where(c) else c, st) for c, st in recorded}
-    assert all(len(_where(c)) == 1 for c, _ in recorded), sorted(used, key=str)
-    assert {st for _, st in recorded} == set(rng.STREAMS.values())
-    assert {name for name, _ in used} == set(rng.COUNTERS)
+    ranges = set()
+    for counter, stream in recorded:
+        where = _where(counter)
+        assert len(where) == 1, f"counter {counter} (stream {stream}) lies in {where or 'no declared range'}"
+        ranges.add(where[0])
+    assert ranges == set(rng.COUNTERS)
+    assert {stream for _, stream in recorded} == set(rng.STREAMS.values())
 
 
 def test_the_table_keeps_the_draws_bitwise_the_same():
