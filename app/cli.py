@@ -181,17 +181,13 @@ def _seeds(text: str | None) -> list[dict] | None:
 MAX_SEEDS = 100_000          # members of one batch; memory (budget.check) usually refuses fewer
 
 
-REPORTED = ["modes_covered", "modes_total", "coverage", "high_quality_fraction", "mode_entropy", "mode_kl", "spread",
-            "spread_rel", "com_distance", "mean_error", "hops", "modes_visited", "loss_d", "loss_g",
-            "convergence_step", "diverged", "diverged_step"]
-
-
 def final_metrics(h, b: int = 0) -> dict[str, Any]:
+    """The run summary of member b: the declared observables marked `summary`, in their order."""
+    from dynamics.observables import OBSERVABLES, names       # here: `effgan --help` loads no torch
     out = {}
-    for k in REPORTED:
-        v = h.final[k][b]
-        out[k] = bool(v) if k == "diverged" else (int(v) if k in ("modes_covered", "modes_total", "modes_visited", "diverged_step",
-                                                                  "convergence_step", "hops") else float(v))
+    for k in names(when=("step", "end"), summary=True):
+        v, kind = h.final[k][b], OBSERVABLES[k].type
+        out[k] = bool(v) if kind == "bool" else (int(v) if kind in ("count", "int") else float(v))
     return out
 
 

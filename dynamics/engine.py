@@ -30,8 +30,8 @@ from .objective import REGULARISERS, batches
 from .targets import Target, build_target
 
 Tensor = torch.Tensor
-STREAM_MIX = 21
-PAIRS_COUNTER = 2**41              # the stream counter of the pseudo-supervision pairs
+STREAM_MIX = rng.STREAMS["mix"]
+PAIRS_COUNTER = rng.COUNTERS["pairs"].start      # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
 
 

@@ -42,7 +42,34 @@ class Kernel:
     matrix: Callable | None = None     # (kstate, hyper) -> (B, N, N), dense kernels only
 
 
-KERNELS: Registry[Callable[[dict], Kernel]] = Registry("kernel.kind")
+@dataclasses.dataclass(frozen=True)
+class KernelKind:
+    """A KERNELS entry: the factory make(cfg) -> Kernel (call the entry), and what a caller
+    needs to know before building one. levels(N): how many levels `Kernel.spectrum` reports
+    (sweeps size their arrays with it); theta_per_particle: forming Θ costs one backward pass
+    per particle (an empirical NTK), so a live spectrum stays at small N."""
+    make: Callable[[dict], Kernel]
+    levels: Callable[[int], int]
+    theta_per_particle: bool = False
+
+    def __call__(self, cfg) -> Kernel:
+        return self.make(cfg)
+
+
+KERNELS: Registry[KernelKind] = Registry("kernel.kind")
+
+
+def kernel_kind(name: str, levels: Callable[[int], int] | None = None, theta_per_particle: bool = False):
+    """Register a factory as KERNELS[name]; levels defaults to the dense kernels' (`dense_levels`)."""
+    def deco(make):
+        KERNELS.add(name, KernelKind(make, levels or dense_levels, theta_per_particle))
+        return make
+    return deco
+
+
+def dense_levels(N: int) -> int:
+    """Every level up to SPECTRUM_FULL_N, above that the top SPECTRUM_TOP (block Krylov)."""
+    return N if N <= SPECTRUM_FULL_N else min(N, SPECTRUM_TOP)
 
 
 def _col(t: Tensor) -> Tensor:
@@ -64,7 +91,7 @@ def two_number_levels(N: int, g1: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     return levels, mult
 
 
-@KERNELS.register("two_number")
+@kernel_kind("two_number", levels=lambda N: 2)
 def two_number(cfg) -> Kernel:
     N = cfg["particles"]
     return Kernel(
@@ -157,8 +184,7 @@ def fused_apply(of_overlap, unit_diag: bool, z: Tensor, V: Tensor) -> Tensor:
 
 def spectrum_levels(kind: str, N: int) -> int:
     """How many levels `Kernel.spectrum` reports for N particles, without computing them."""
-    special = {"two_number": 2, "network": N}
-    return special.get(kind, N if N <= SPECTRUM_FULL_N else min(N, SPECTRUM_TOP))
+    return KERNELS[kind].levels(N)
 
 
 def top_eigenvalues(apply_fn, B: int, N: int, k: int, dtype, device, iters: int = 10, extra: int = 16) -> Tensor:
@@ -324,13 +350,13 @@ def relu_ntk_block(za: Tensor, zb: Tensor, depth: int, bias: float, offset: int 
     return pair_block(lambda rho: relu_ntk(rho, depth, bias), True, za, zb, offset)
 
 
-@KERNELS.register("rbf")
+@kernel_kind("rbf")
 def rbf(cfg) -> Kernel:
     """K = exp(−‖z_i − z_j‖² / (2 w²)) with w = kernel.width: w → ∞ is the rigid limit."""
     return _dense_kernel(cfg, lambda rho, h: rbf_of_overlap(rho, h["kernel.width"]))
 
 
-@KERNELS.register("relu_ntk")
+@kernel_kind("relu_ntk")
 def relu_ntk_kernel(cfg) -> Kernel:
     """K = relu_ntk(z_i·z_j) / relu_ntk(1): Θ_ii = g1."""
     depth, bias = cfg["kernel.depth"], cfg["kernel.bias"]
@@ -338,7 +364,7 @@ def relu_ntk_kernel(cfg) -> Kernel:
     return _dense_kernel(cfg, lambda rho, h: relu_ntk(rho, depth, bias), scale=1.0 / norm)
 
 
-@KERNELS.register("linear")
+@kernel_kind("linear")
 def linear(cfg) -> Kernel:
     """A linear generator x = W z with q = kernel.latent_dim: its NTK is Θ = g1 · Z Zᵀ with codes
     z_i ~ N(0, I/q), rank min(q, N), worst conditioned at q = N (Marchenko–Pastur): the
@@ -385,7 +411,7 @@ def empirical_ntk(p, z, depth, bias, out_dim: int = 0) -> Tensor:
     return torch.bmm(J, J.transpose(1, 2))
 
 
-@KERNELS.register("network")
+@kernel_kind("network", levels=lambda N: N, theta_per_particle=True)
 def network(cfg) -> Kernel:
     N, dz, depth, bias = cfg["particles"], cfg["kernel.latent_dim"], cfg["kernel.depth"], cfg["kernel.bias"]
     H = cfg["kernel.net_width"]

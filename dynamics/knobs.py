@@ -341,10 +341,6 @@ def hyper_keys() -> list[str]:
     return [k.name for k in KNOBS.values() if k.role == "hyper"]
 
 
-def struct_keys() -> list[str]:
-    return [k.name for k in KNOBS.values() if k.role == "struct" and k.name != "seed"]
-
-
 def parse_assignment(text: str) -> tuple[str, Any]:
     """'kernel.ratio=0.5' -> ('kernel.ratio', 0.5), checked against the knob."""
     if "=" not in text:

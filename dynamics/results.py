@@ -74,7 +74,3 @@ def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ConfigError(f"--out: cannot write {p} ({type(e).__name__}); allowed a writable .nc path") from None
-
-
-def config_of(ds: xr.Dataset) -> dict:
-    return json.loads(ds.attrs["config"])

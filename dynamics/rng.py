@@ -10,15 +10,44 @@ The mixer is a 32-bit integer hash (Mueller's 0x45d9f3b) evaluated in int64 so t
 product stays below 2**63 and no overflow behaviour is relied on. The counter (a step
 number, shared by a batch) and the stream are folded in Python; per element only one
 tensor mix runs, against a cached hashed index table.
+
+`STREAMS` and `COUNTERS` below are the one table of who draws what: every stream id and every
+counter range of the code base is named there (tests/test_rng.py checks the ranges are
+disjoint and that the code draws nothing else), so a new draw cannot silently repeat another.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
 
 _M32 = 0xFFFFFFFF
 _MUL = 0x45D9F3B
+
+STREAMS: dict[str, int] = {
+    "sample": 11,        # a target's real points: mode index and Gaussian noise (targets.Target.sample)
+    "generators": 13,    # seeds of per-member torch.Generators, for samplers that need torch's distributions
+    "mix": 21,           # wgan_gp's interpolation weights between real and fake points (engine)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Counters:
+    """Counters [start, stop) that one kind of draw uses, in every stream."""
+    start: int
+    stop: int
+    doc: str
+
+
+COUNTERS: dict[str, Counters] = {
+    # steps <= 1e8 and disc.steps <= 1000 (their knobs' bounds) keep t·disc.steps + k below 2**40
+    "steps": Counters(0, 2**40, "critic update k of step t draws its real batch (and mix) at t·disc.steps + k"),
+    "fixed": Counters(2**40, 2**40 + 2**31, "reference samples at 2**40 + seed (Target.sample_fixed)"),
+    "pairs": Counters(2**41, 2**41 + 1, "the fixed pseudo-supervision targets, drawn once per run"),
+    "meter_test": Counters(2**43, 2**44, "the lab meters' held-out batches of step t, at 2**43 + t"),
+    "meter_null": Counters(2**44, 2**45, "the lab meters' null batches of step t, at 2**44 + t"),
+}
 
 
 def _mix(h):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from . import metrics
+from . import observables as obs
 from .engine import Simulation, State, build
 
 CONV_THRESHOLD = 0.05      # mean particle-to-mode distance, in units of the target's scale
@@ -119,17 +119,17 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     ts = record_steps(total, every)
     n_snap = min(cfg["record.snapshots"], len(ts))
     snap_idx = set(np.unique(np.linspace(0, len(ts) - 1, n_snap).round().astype(int)).tolist()) if n_snap else set()
-    hops = metrics.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
+    hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
     rows: dict[str, list[torch.Tensor]] = {}
     snaps, snap_steps = [], []
     ref_scale = sim.target.scale
 
     def record(i: int, t: int, x_prev):
-        m = metrics.cheap(s.x, sim.target, x_prev)
+        m = obs.cheap(s.x, sim.target, x_prev)
         hops.update(m["com_distance"], m.pop("com_mode"))
-        dist, _ = metrics.nearest(s.x, sim.target)
+        dist, _ = obs.nearest(s.x, sim.target)
         m["mean_error"] = dist.mean(1) / ref_scale
-        m["loss_d"], m["loss_g"] = s.loss_d, s.loss_g
+        m.update(obs.from_state(s))
         m["hops"] = hops.hops.to(s.x.dtype)
         for k, v in m.items():
             rows.setdefault(k, []).append(v.detach())
@@ -156,11 +156,11 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     B = s.batch
     series = {}
     for k, v in rows.items():
-        if k in ("speed_collective", "speed_relative"):
+        if obs.OBSERVABLES[k].prev:               # none at step 0
             v = [torch.full((B,), float("nan"), dtype=s.x.dtype, device=s.x.device)] * (len(ts) - len(v)) + v
         series[k] = torch.stack(v, 1).cpu().numpy()
     steps = np.asarray(ts)
-    conv = metrics.convergence_step(torch.as_tensor(series["mean_error"]), torch.as_tensor(steps), CONV_THRESHOLD)
+    conv = obs.convergence_step(torch.as_tensor(series["mean_error"]), torch.as_tensor(steps), CONV_THRESHOLD)
     final = {k: v[:, -1] for k, v in series.items()}
     final.update(modes_total=np.full(B, sim.target.n_modes), modes_visited=hops.visited.cpu().numpy(),
                  diverged=(s.diverged_step >= 0).cpu().numpy(), diverged_step=s.diverged_step.cpu().numpy(),

@@ -3,7 +3,7 @@
 Every built-in target is a mixture: centres ``(K, d)`` (one per component), an isotropic
 standard deviation, and a mode label per centre (a digit class, a ring position). Fresh
 real batches are drawn every step from the counter-based stream (`dynamics.rng`).
-Mode metrics (`dynamics.metrics`) read the same object: the capture radius decides when a
+Mode metrics (`dynamics.observables`) read the same object: the capture radius decides when a
 particle counts as sitting on a mode.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from . import rng
 from .knobs import ConfigError
 from .registry import Registry
 
-STREAM_SAMPLE = 11
+STREAM_SAMPLE = rng.STREAMS["sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Target:
     def sample_fixed(self, n: int, seed: int = 0) -> torch.Tensor:
         """(n, d) a reproducible reference sample (plots, grid densities)."""
         key = rng.member_keys([seed], self.centers.device)
-        return self.sample(key, 2**40 + seed, n)[0]
+        return self.sample(key, rng.COUNTERS["fixed"].start + seed, n)[0]
 
 
 TARGETS: Registry = Registry("target.kind")
@@ -265,7 +265,7 @@ def digits(cfg) -> Target:
 def member_generators(key: torch.Tensor, counter: int) -> list[torch.Generator]:
     """One torch.Generator per member seeded from (key, counter): for samplers that need torch's
     own distributions; still a pure function of the state."""
-    h = rng.bits(key, counter, 13, 2)
+    h = rng.bits(key, counter, rng.STREAMS["generators"], 2)
     return [torch.Generator().manual_seed(int(a) << 32 | int(b)) for a, b in h.tolist()]
 
 

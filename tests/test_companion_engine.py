@@ -136,7 +136,7 @@ def test_ct_max_step_bounds_every_move_and_gives_the_balanced_regime():
 
 def test_ct_preset_balances_at_half_and_seeks_modes_at_zero():
     """The `ct` preset, as the lab opens it: ρ = 0.5 covers the ring, ρ = 0 settles on a few modes."""
-    from dynamics import metrics, presets
+    from dynamics import observables as metrics, presets
     sim = build({**presets.load("ct"), "steps": 800})
     s = sim.init([{"ct.rho": 0.5}, {"ct.rho": 0.0}])
     for _ in range(800):

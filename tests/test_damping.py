@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dynamics.engine import build
-from dynamics.metrics import convergence_step
+from dynamics.observables import convergence_step
 
 N, LR, R = 10, 0.05, 0.5
 LAMBDA = (1 + (N - 1) * R) / N

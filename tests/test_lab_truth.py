@@ -253,3 +253,33 @@ def test_link_points_reject_non_finite_values_and_a_zip_bomb():
     assert len(bomb) < linkdata.LINK_CHARS_MAX
     with pytest.raises(ConfigError, match="^points: .*too large"):
         linkdata.decode(bomb)
+
+
+# ---------------------------------------------------------------- names declared once (issue 12)
+def test_frames_carry_the_declared_live_observables_and_the_views_draw_only_those():
+    """A frame's metrics are the observables declared live (source cloud or state, plus the
+    distances on a point set), so a series the views draw under a name nobody measures (a
+    silent NaN line) fails here."""
+    from dynamics import observables
+    sim = build(resolve({"particles": 16, "disc.width": 8}))
+    s = _run(sim, 2)
+    live = {n for n in observables.names(when=("step",), source=("cloud", "state"))
+            if observables.OBSERVABLES[n].targets is None}
+    f = frames.make_frame(sim, s, frames.make_scene(sim, 1), 1, x_prev=s.x)
+    assert set(f.metrics) == live
+    drawn = {c for lines in views.SERIES.values() for c, _, _ in lines}
+    assert drawn <= live, drawn - live
+    assert [c for c, _, _ in views.DISTANCES] == list(observables.names(when=("request",)))
+    assert set(views.DISTANCE_STYLE) == set(observables.names(when=("request",)))
+
+
+def test_the_live_spectrum_limit_comes_from_the_kernel_registry(monkeypatch):
+    """A kernel whose Θ costs a backward pass per particle (KernelKind.theta_per_particle) stops
+    showing every level above SPECTRUM_N_MAX_PER_PARTICLE; a dense one goes on to SPECTRUM_N_MAX."""
+    from dynamics import kernels
+    monkeypatch.setattr(frames, "SPECTRUM_N_MAX_PER_PARTICLE", 4)
+    for kind, full in (("network", False), ("rbf", True)):
+        assert kernels.KERNELS[kind].theta_per_particle is not full
+        sim = build(resolve({"particles": 8, "kernel.kind": kind, "kernel.net_width": 16, "disc.width": 4}))
+        levels, _ = frames.spectrum(sim, sim.init())
+        assert (len(levels) == 8) is full, kind

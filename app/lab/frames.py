@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import torch
 
-from dynamics import kernels, metrics
+from dynamics import kernels, observables
 from dynamics.engine import Simulation, State
 from dynamics.knobs import VALUED
 
@@ -26,7 +26,7 @@ ARROWS_MAX = 300
 IMAGES = 16              # digits: particles shown as images
 REF_POINTS = 600        # target sample drawn under the particles (redrawn every frame: keep it light)
 SPECTRUM_N_MAX = 1500    # dense kernels: an N×N eigendecomposition per change is too slow beyond
-SPECTRUM_N_MAX_BY_KIND = {"network": 256}   # its Θ takes one backward pass per particle
+SPECTRUM_N_MAX_PER_PARTICLE = 256   # kernels whose Θ takes one backward pass per particle (KernelKind)
 CLUSTER_MAX = 50         # a point set with more points than this is a sample, not clusters: each point
                          # is a "mode", so mode counts mean nothing there; distances are shown instead
 DISTANCE_N = 256         # particles / data points the live distances use (three 256² distance matrices)
@@ -145,7 +145,9 @@ def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
     kind), above that the top SPECTRUM_TOP while Θ is cached and N ≤ SPECTRUM_TOP_N_MAX; empty
     arrays when too costly to compute live."""
     N = sim.cfg["particles"]
-    if sim.kernel.matrix is None or N <= SPECTRUM_N_MAX_BY_KIND.get(sim.cfg["kernel.kind"], SPECTRUM_N_MAX):
+    costly = kernels.KERNELS[sim.cfg["kernel.kind"]].theta_per_particle
+    n_max = SPECTRUM_N_MAX_PER_PARTICLE if costly else SPECTRUM_N_MAX
+    if sim.kernel.matrix is None or N <= n_max:
         levels, mult = sim.kernel.spectrum(state.kernel, state.hyper)
         return levels[0].double().cpu().numpy(), mult[0].cpu().numpy()
     theta = state.kernel.get("theta")
@@ -158,11 +160,14 @@ def spectrum(sim: Simulation, state: State) -> tuple[np.ndarray, np.ndarray]:
 
 def frame_metrics(sim: Simulation, state: State, x_prev: torch.Tensor | None,
                   distances: bool = False) -> dict[str, float]:
-    m = metrics.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape else None)
+    """The live observables (`observables.OBSERVABLES`, source cloud and state) of member 0, and
+    the distances to the data where the target is a point set rather than clusters."""
+    m = observables.cheap(state.x, sim.target, x_prev if x_prev is not None and x_prev.shape == state.x.shape
+                          else None)
     m.pop("com_mode")
     if distances:
         m.update(data_distances(sim, state))
-    m["loss_d"], m["loss_g"] = state.loss_d, state.loss_g
+    m.update(observables.from_state(state))
     return {k: float(v[0]) for k, v in m.items()}
 
 
@@ -174,7 +179,7 @@ def data_distances(sim: Simulation, state: State) -> dict[str, torch.Tensor]:
     idx = torch.randperm(len(pts), generator=gen)[:DISTANCE_N].to(pts.device)
     x = state.x[:, :DISTANCE_N].detach()
     y = pts[idx].to(x).unsqueeze(0).expand(x.shape[0], -1, -1)
-    return metrics.distances(x, y, gen)
+    return observables.distances(x, y, gen)
 
 
 def make_frame(sim: Simulation, state: State, scene: Scene, epoch: int, x_prev: torch.Tensor | None = None, *,

@@ -13,7 +13,7 @@
 They run on the worker thread (`app.lab.worker`) at their own cadence; each returns plain floats
 of member 0. Real batches come from the target's counter streams, so a meter never perturbs
 the run: `Simulation.real_batch` gives the batches the engine's steps draw, the test and null
-batches use counters far outside the engine's (step t, critic update k draws t·disc.steps + k).
+batches use counter ranges of their own (`dynamics.rng.COUNTERS`, disjoint from the steps').
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ import torch
 from dynamics.papers.ct import ct_costs
 from dynamics.papers.live import approximability, f1_f2_meter
 from dynamics.engine import Simulation, State
-from dynamics.knobs import VALUED
+from dynamics.knobs import ASCENT, VALUED
+from dynamics.rng import COUNTERS
 from dynamics.targets import ON_SPHERE
 
 METER_N = 256            # particles / real points a sampled meter uses: exact W1 ≈ 15 ms at 256
-TEST_COUNTER = 2**43     # fresh real batches of the meters (the engine's counters stay < 2**42)
-NULL_COUNTER = 2**44
+TEST_COUNTER = COUNTERS["meter_test"].start     # fresh real batches of the meters
+NULL_COUNTER = COUNTERS["meter_null"].start
+PAPER_A_CRITICS = tuple(k for k in VALUED if k not in ASCENT)   # a value D, not trained by ascent: f1, f2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +91,8 @@ def paper_a_meter(sim: Simulation, s: State) -> dict[str, float]:
 METERS: dict[str, Meter] = {m.name: m for m in [
     Meter("ct", lambda cfg: cfg["disc.kind"] == "ct", ct_meter, 0.1),
     Meter("approx", lambda cfg: cfg["disc.kind"] in VALUED, approx_meter, 0.5),
-    Meter("paper_a", lambda cfg: cfg["disc.kind"] in ("f1_neuron", "f2_features")
-          or cfg["target.kind"] in ON_SPHERE, paper_a_meter, 1.0),
+    Meter("paper_a", lambda cfg: cfg["disc.kind"] in PAPER_A_CRITICS or cfg["target.kind"] in ON_SPHERE,
+          paper_a_meter, 1.0),
 ]}
 
 

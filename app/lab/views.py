@@ -14,6 +14,7 @@ from bokeh.models import (Arrow, ColorBar, ColumnDataSource, Label, LabelSet, Li
 from bokeh.palettes import PRGn11
 from bokeh.plotting import figure
 
+from dynamics import observables
 from dynamics.papers import SHORT
 
 from .frames import Frame, Scene
@@ -33,9 +34,11 @@ SERIES = {   # figure -> [(metric, legend, colour)]
     "losses": [("loss_d", "critic objective", "#d62728"), ("loss_g", "generator loss", "#555555")],
     "speeds": [("speed_collective", "collective", "#ff7f0e"), ("speed_relative", "relative", "#1f77b4")],
 }
-# what the modes figure shows instead when the target's points are not clusters (Scene.distances)
-DISTANCES = [("mmd", "MMD² (rbf kernel)", "#1b9e4b"), ("sliced_w1", "sliced W1", "#1f77b4"),
-             ("energy", "energy distance", "#d62728")]
+# what the modes figure shows instead when the target's points are not clusters (Scene.distances):
+# every distance `observables` declares (when = request), with its legend and colour
+DISTANCE_STYLE = {"mmd": ("MMD² (rbf kernel)", "#1b9e4b"), "sliced_w1": ("sliced W1", "#1f77b4"),
+                  "energy": ("energy distance", "#d62728")}
+DISTANCES = [(name, *DISTANCE_STYLE[name]) for name in observables.names(when=("request",))]
 DISTANCES_TITLE = "Distance to your points (not clusters: no mode count)"
 TITLES = {"modes": "Mode coverage", "spread": "Spread", "losses": "Losses",
           "speeds": "Collective vs relative speed (per step)"}

@@ -33,7 +33,6 @@ raises ConfigError with one line naming the field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import re
@@ -45,6 +44,7 @@ import numpy as np
 
 from .. import presets
 from ..knobs import KNOBS, ConfigError, resolve
+from ..observables import OBSERVABLES
 from ..textfile import read_text
 
 FIELDS = ("name", "doc", "base", "config", "seeds", "steps", "record_every", "metrics", "series", "chunk",
@@ -228,15 +228,11 @@ def sweepable() -> list[str]:
     return [k.name for k in KNOBS.values() if k.role != "run" and k.name not in NOT_AXES]
 
 
-@functools.lru_cache(maxsize=1)
 def available_metrics() -> tuple[dict[str, str], dict[str, str]]:
     """(final, series): metric name -> numpy dtype kind ('f', 'i', 'b') of what
-    `dynamics.run.simulate` records, read off a one-step run so the list never goes stale."""
-    from ..run import simulate
-    h = simulate(resolve({"steps": 1, "particles": 2, "disc.width": 2, "record.snapshots": 0,
-                          "target.kind": "point", "device": "cpu"}))
-    return ({k: np.asarray(v).dtype.kind for k, v in h.final.items()},
-            {k: np.asarray(v).dtype.kind for k, v in h.series.items()})
+    `dynamics.run.simulate` records for every target, read off `observables.OBSERVABLES`."""
+    run = [o for o in OBSERVABLES.values() if o.when in ("step", "end") and o.targets is None]
+    return ({o.name: o.dtype_kind for o in run}, {o.name: o.dtype_kind for o in run if o.when == "step"})
 
 
 # ---------------------------------------------------------------- helpers
