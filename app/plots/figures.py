@@ -145,6 +145,18 @@ def figure(ds: xr.Dataset, kind: str, *, metric=None, x=None, y=None, panel=None
     return obj.opts(title=title) if title else obj
 
 
+def render(obj, width: str | None = None):
+    """(matplotlib Figure, the box to save in inches) of a HoloViews object in the figure style
+    at a journal column's width (None: single for one panel, double for a layout)."""
+    hv = _hv()
+    if width is None:
+        width = "double" if isinstance(obj, hv.Layout) else "single"
+    _choice(width, WIDTHS, "--width")
+    style.apply()
+    fig = hv.renderer("matplotlib").get_plot(obj).state
+    return fig, style.fit(fig, style.inches(width))
+
+
 def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str = "", citation: str = "") -> Path:
     """Write PNG/SVG/PDF by the file's suffix in the figure style (`style.save`) at a journal
     column's width (None: single for one panel, double for a layout), `title` and `citation` in
@@ -153,13 +165,10 @@ def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str =
     path = _check_out(path)
     if not DPI[0] <= dpi <= DPI[1]:
         raise ConfigError(f"--dpi: {dpi} is not allowed; allowed {DPI[0]} to {DPI[1]}")
-    if width is None:
-        width = "double" if isinstance(obj, hv.Layout) else "single"
-    _choice(width, WIDTHS, "--width")
     fmt = path.suffix[1:].lower()
-    fig = hv.renderer("matplotlib").get_plot(obj).state
+    fig, box = render(obj, width)
     buf = io.BytesIO()
-    style.save(fig, buf, fmt, width=width, dpi=int(dpi), meta=style.metadata(fmt, title or path.stem, citation))
+    style.write(fig, buf, fmt, box, dpi=int(dpi), meta=style.metadata(fmt, title or path.stem, citation))
     tmp = path.with_name(path.name + ".part")
     try:
         tmp.write_bytes(buf.getvalue())
@@ -205,7 +214,8 @@ def _phase(hv, ds, *, metric, x, y, panel, log, **_):
         ex, ey = _edges(ds[x].values, logx), _edges(ds[y].values, logy)
         qm = hv.QuadMesh((ex, ey, z),
                          kdims=[_dim(hv, x), _dim(hv, y)], vdims=[hv.Dimension(var, label=label)])
-        qm = qm.opts(cmap=style.CMAP, colorbar=True, clabel=label, clim=(lo, hi), logx=logx, logy=logy, hooks=[_shape(0.85)],
+        qm = qm.opts(cmap=style.CMAP, colorbar=True, clabel=label, clim=(lo, hi), logx=logx, logy=logy,
+                     hooks=[_shape(0.85)],
                      title="" if v is None else style.panel_title(panel, v))
         el = qm
         if diverged is not None:
@@ -415,7 +425,8 @@ def _spectrum(hv, ds, *, metric, x, overlay, log, **_):
     if logx and pos.sum() >= 2:
         i = np.nonzero(pos)[0][-1]
         guide = center[i] * np.sqrt(xs[i] / xs.astype(float))
-        right.append(hv.Curve((xs, guide), _dim(hv, x), yl, label=fr"$\propto 1/\sqrt{{{_symbol(x)}}}$").opts(color="gray", linestyle=":"))
+        right.append(hv.Curve((xs, guide), _dim(hv, x), yl, label=fr"$\propto 1/\sqrt{{{_symbol(x)}}}$")
+                     .opts(color="gray", linestyle=":"))
     right = hv.Overlay(right).opts(logx=logx, logy=True, show_legend=True, title="spread of the bulk",
                                    hooks=[_shape(0.8)])
     return hv.Layout([left, right]).cols(2).opts(sublabel_format="", fig_inches=4.2)
@@ -637,4 +648,4 @@ def _config(ds):
         return None
 
 
-__all__ = ["add_figure_arguments", "main_figure", "figure", "save", "render_spec_figures"]
+__all__ = ["add_figure_arguments", "main_figure", "figure", "render", "save", "render_spec_figures"]

@@ -187,14 +187,21 @@ def fit(fig, width: float) -> "Any":
     return Bbox.from_bounds(x0, box.y0 - PAD, width, box.height + 2 * PAD)
 
 
-def save(fig, out, fmt: str, width: str | float = "double", dpi: int = DPI, meta: dict | None = None) -> None:
-    """Write `fig` (a matplotlib Figure) to a path or buffer as png/svg/pdf at `width`
-    ("single", "double" or inches), `dpi` for PNG, with `meta` as the file's metadata."""
-    inches = WIDTHS[width] if isinstance(width, str) else float(width)
-    apply()
-    box = fit(fig, inches)
+def write(fig, out, fmt: str, box, dpi: int = DPI, meta: dict | None = None) -> None:
+    """Save a figure `fit` returned the box of (`out`: a path or a buffer)."""
     fig.savefig(out, format=fmt, dpi=dpi, bbox_inches=box, metadata=meta or None)
 
 
+def inches(width: str | float) -> float:
+    return WIDTHS[width] if isinstance(width, str) else float(width)
+
+
+def save(fig, out, fmt: str, width: str | float = "double", dpi: int = DPI, meta: dict | None = None) -> None:
+    """Write `fig` (a matplotlib Figure) to a path or buffer as png/svg/pdf at `width`
+    ("single", "double" or inches), `dpi` for PNG, with `meta` as the file's metadata."""
+    apply()
+    write(fig, out, fmt, fit(fig, inches(width)), dpi, meta)
+
+
 __all__ = ["WIDTHS", "DPI", "CMAP", "CYCLE", "RC", "METRICS", "apply", "axis_label", "metric_label",
-           "panel_title", "metadata", "fit", "save"]
+           "panel_title", "metadata", "fit", "write", "save"]
