@@ -232,3 +232,61 @@ def test_ct_balance_curves_are_smooth_lines_through_the_records(tmp_path, drawn)
         run, rho = c.label.split("(")[1].rstrip(")"), float(c.label.split("= ")[1].split(" ")[0])
         key = "modes_covered" if c.vdims[0].name == "modes_covered" else "quality"
         np.testing.assert_allclose(y[np.isin(x, steps)], ds[key].sel(run=run, rho=rho).mean("seed"), atol=1e-9)
+
+
+# ---------------------------------------------------------------- the lab's "this view" export
+def _view(preset, steps=8):
+    """A lab Views fed `steps` frames of a small run (the last with the spectrum), and its config."""
+    from app.lab import frames, views
+    from dynamics import presets
+    from dynamics.engine import build
+    sim = build(resolve(presets.load(preset), {"particles": 32}))
+    s = sim.init()
+    scene = frames.make_scene(sim, 1)
+    grid = frames.field_points(scene, sim.device, sim.dtype) if scene.valued else None
+    v = views.Views()
+    for i in range(steps):
+        prev, s = s.x, sim.step(s)
+        v.update(frames.make_frame(sim, s, scene, 1, prev, field_grid=grid, with_spectrum=i == steps - 1))
+    v.flush()
+    return v, dict(sim.cfg)
+
+
+def test_lab_view_shows_particles_over_the_field_the_spectrum_the_series_and_a_caption():
+    from app.lab import export
+    v, cfg = _view("ring8")
+    fig = export.view_figure(v, cfg, 8)
+    images = [(ax, im) for ax in fig.axes for im in ax.get_images()]
+    (field_ax, field), = images                                     # the critic's field, under the particles
+    assert field.get_cmap().name == "PRGn" and len(field_ax.collections) >= 2
+    bars = [ax for ax in field_ax.child_axes if ax.get_xlabel() == export.FIELD_LABEL]
+    assert len(bars) == 1                                           # its colour bar, named
+    spectrum = next(ax for ax in fig.axes if ax.get_ylabel() == r"eigenvalue of $\Theta$")
+    assert spectrum.get_yscale() == "log" and spectrum.collections
+    titles = [ax.get_title() for ax in fig.axes]
+    assert {"Mode coverage", "Spread", "Losses"} <= set(titles)
+    caption = export.caption(cfg, 8)
+    assert caption.startswith("step 8 · seed 1") and "particles = 32" in caption and "kernel.ratio = 0.1" in caption
+    assert caption in [t.get_text() for t in fig.texts] + [fig._supxlabel.get_text()]
+
+
+def test_lab_view_of_a_point_set_target_puts_its_sample_images_beside_the_projection():
+    from app.lab import export
+    v, cfg = _view("digits", steps=3)
+    fig = export.view_figure(v, cfg, 3)
+    assert "particles as images" in [ax.get_title() for ax in fig.axes]
+    assert sum(len(ax.get_images()) for ax in fig.axes) == 2       # the field and the images
+
+
+def test_lab_view_exports_png_svg_pdf_two_columns_wide_with_truetype_fonts(tmp_path):
+    from app.lab import export
+    v, cfg = _view("ring8")
+    png = tmp_path / "view.png"
+    png.write_bytes(export.view_bytes(v, cfg, 8, "png"))
+    with Image.open(png) as im:
+        assert im.size[0] == 2100 and im.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        assert im.info["Description"] == export.caption(cfg, 8)
+    pdf = export.view_bytes(v, cfg, 8, "pdf")
+    assert pdf[:5] == b"%PDF-" and b"/FontFile2" in pdf and b"/Type3" not in pdf
+    svg = export.view_bytes(v, cfg, 8, "svg").decode()
+    assert "<text" in svg and "Kernel spectrum" in svg
