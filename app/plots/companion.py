@@ -34,7 +34,7 @@ def _band(hv, x, samples, kdim, vdim, color, label, log=False):
     if log:
         lo = np.where(lo > 0, lo, np.nan)
     return [hv.Area((x, lo, hi), kdims=[kdim], vdims=[vdim, "hi"]).opts(color=color, alpha=0.2, linewidth=0),
-            hv.Scatter((np.repeat(x, s.shape[1]), s.ravel()), kdim, vdim).opts(color=color, s=6, alpha=0.5),
+            hv.Scatter((np.repeat(x, s.shape[1]), s.ravel()), kdim, vdim).opts(color=color, s=14, alpha=0.6),
             hv.Curve((x, mid), kdim, vdim, label=label).opts(color=color, linewidth=2)]
 
 
@@ -78,9 +78,18 @@ def separation(ds: xr.Dataset, out_dir) -> list[Path]:
               hv.Curve((ends, [ds.attrs["mu_mean_p"]] * 2), step, p, label=r"$\mu$ (start)")
               .opts(color="gray", linestyle=":")]
     panels = [hv.Overlay(left).opts(logx=True, logy=True, title="separation ratio", hooks=[_shape(0.8)]),
-              hv.Overlay(mid).opts(logy=True, title="IPMs against $d$", hooks=[_shape(0.8)]),
+              hv.Overlay(mid).opts(logy=True, title="IPMs against $d$", hooks=[_shape(0.8)], ylim=_span(mid)),
               hv.Overlay(right).opts(title=r"particles from $\mu$ towards $\nu$", hooks=[_shape(0.8)])]
     return _write(hv, panels, out_dir, "separation", 3)
+
+
+def _span(elements) -> tuple[float, float]:
+    """A log axis' range over every positive value drawn (HoloViews' own range can drop a
+    band of one point, and with it a whole critic's values)."""
+    v = np.concatenate([np.asarray(e.dimension_values(i), float) for e in elements for i in (1, 2)
+                        if i < len(e.dimensions())])
+    v = v[np.isfinite(v) & (v > 0)]
+    return (float(v.min()) / 1.5, float(v.max()) * 1.5) if v.size else (None, None)
 
 
 # ---------------------------------------------------------------- ipm-vs-kl
@@ -144,7 +153,7 @@ def ct_balance(ds: xr.Dataset, out_dir) -> list[Path]:
             q = float(ds.quality.sel(run=run, rho=rho).isel(seed=0, snapshot=-1))
             rings = [hv.Ellipse(cx, cy, 2 * radius).opts(color="0.55", linewidth=1) for cx, cy in centers]
             el = hv.Overlay(rings + [hv.Points(x, xy).opts(
-                color=CYCLE[int(np.argmax(ds.rho.values == rho))], s=6, alpha=0.6)])
+                color=CYCLE[int(np.argmax(ds.rho.values == rho))], s=16, alpha=0.6)])
             panels.append(el.opts(xlim=(-2, 2), ylim=(-2, 2), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
                                   title=f"{run}, $\\rho$ = {rho:g}\n{cov}/{modes} modes, quality {q:.2f}"))
     step = hv.Dimension("step")

@@ -21,6 +21,7 @@ CMAP = "viridis"                             # sequential, perceptually uniform,
 CYCLE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 SIZES = {"title": 8.5, "label": 8.0, "tick": 7.0, "legend": 7.0, "suptitle": 9.0}   # points, at print size
 PAD = 0.03                                   # inches of white around the drawing
+LINE_MAX = 1.4                               # points: the thickest line at print size
 
 RC = {
     "pdf.fonttype": 42, "ps.fonttype": 42,   # TrueType (FontFile2), never Type 3
@@ -148,7 +149,7 @@ def _thin(fig, scale: float) -> None:
     for ax in fig.axes:
         for a in ax.get_children():
             if isinstance(a, Line2D):
-                a.set_linewidth(max(0.5, a.get_linewidth() * scale))
+                a.set_linewidth(min(max(0.5, a.get_linewidth() * scale), LINE_MAX))
                 a.set_markersize(a.get_markersize() * scale)
             elif isinstance(a, Collection):
                 a.set_linewidths([max(0.3, w * scale) if w else 0.0 for w in a.get_linewidths()])
