@@ -233,5 +233,5 @@ def view_bytes(v: Views, cfg: dict, step: int, fmt: str = "png") -> bytes:
     fig = view_figure(v, cfg, step)
     buf = io.BytesIO()
     # laid out at the column's width already: saved whole, so it is exactly that wide
-    style.write(fig, buf, fmt, None, meta=style.metadata(fmt, "effgan lab view", caption(cfg, step)))
+    style.write(fig, buf, fmt, meta=style.metadata(fmt, "effgan lab view", caption(cfg, step)))
     return buf.getvalue()

@@ -158,7 +158,7 @@ def render(obj, width: str | None = None):
 
 
 def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str = "", citation: str = "") -> Path:
-    """Write PNG/SVG/PDF by the file's suffix in the figure style (`style.save`) at a journal
+    """Write PNG/SVG/PDF by the file's suffix in the figure style (`style.fit`) at a journal
     column's width (None: single for one panel, double for a layout), `title` and `citation` in
     the file's metadata; the file appears whole or not at all."""
     hv = _hv()

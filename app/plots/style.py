@@ -7,8 +7,8 @@ Labels come from the knob table (`Knob.symbol`, `Knob.unit`) and the metric tabl
 an axis reads `$\\eta_D$`, not `lr.disc`, and a panel reads "ReLU critic".
 
 `apply()` sets the rcParams (after HoloViews, whose matplotlib backend loads its own);
-`save(fig, path_or_buffer, fmt, width, dpi, metadata)` sets the type sizes, moves legends off
-the data, fits the drawing to the column width exactly and writes the file.
+`fit(fig, width)` sets the type sizes, moves legends off the data and scales the figure so its
+drawing is exactly one or two columns wide; `write` saves it with its metadata.
 """
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def _thin(fig, scale: float) -> None:
                 a.set_linewidth(a.get_linewidth() * scale)
 
 
-def fit(fig, width: float) -> "Any":
+def fit(fig, width: float):
     """Type at print size, legends off the data, the figure scaled so that its drawing (tight
     box) is `width` inches wide; returns the box to save, in inches, exactly that wide."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -188,8 +188,9 @@ def fit(fig, width: float) -> "Any":
     return Bbox.from_bounds(x0, box.y0 - PAD, width, box.height + 2 * PAD)
 
 
-def write(fig, out, fmt: str, box, dpi: int = DPI, meta: dict | None = None) -> None:
-    """Save a figure `fit` returned the box of (`out`: a path or a buffer)."""
+def write(fig, out, fmt: str, box=None, dpi: int = DPI, meta: dict | None = None) -> None:
+    """Save `fig` to a path or buffer: `box` the area in inches (from `fit`; None: the whole
+    figure, for one laid out at its column's width already), `meta` the file's metadata."""
     fig.savefig(out, format=fmt, dpi=dpi, bbox_inches=box, metadata=meta or None)
 
 
@@ -197,12 +198,5 @@ def inches(width: str | float) -> float:
     return WIDTHS[width] if isinstance(width, str) else float(width)
 
 
-def save(fig, out, fmt: str, width: str | float = "double", dpi: int = DPI, meta: dict | None = None) -> None:
-    """Write `fig` (a matplotlib Figure) to a path or buffer as png/svg/pdf at `width`
-    ("single", "double" or inches), `dpi` for PNG, with `meta` as the file's metadata."""
-    apply()
-    write(fig, out, fmt, fit(fig, inches(width)), dpi, meta)
-
-
 __all__ = ["WIDTHS", "DPI", "CMAP", "CYCLE", "RC", "METRICS", "apply", "axis_label", "metric_label",
-           "panel_title", "metadata", "fit", "write", "save"]
+           "panel_title", "metadata", "fit", "write", "inches"]
