@@ -91,7 +91,7 @@ def test_phase_png_has_one_panel_per_critic_with_seed_means_and_diverged_marks(p
     assert len(panels) == 2
     meshes = [p if isinstance(p, hv.QuadMesh) else p.get(0) for p in panels]
     titles = [hv.Store.lookup_options("matplotlib", m, "plot").kwargs["title"] for m in meshes]
-    assert titles == ["disc.activation = relu", "disc.activation = sigmoid"]
+    assert titles == ["ReLU critic", "sigmoid critic"]
     z = meshes[0].dimension_values(2, flat=False)                     # (lr.disc, kernel.ratio)
     np.testing.assert_allclose(z[:, 0], 7.5)                          # mean of seeds 8 and 7
     np.testing.assert_allclose(z[:, -1], 0.5)
@@ -109,7 +109,7 @@ def test_curve_svg_marks_gamma_c_and_the_linearised_theory(damping_nc, tmp_path)
     import holoviews as hv
     ov = _objects(path, "curve", metric="convergence_step")
     curves = {c.label: c for c in ov if type(c) is hv.Curve}
-    marker = next(c for label, c in curves.items() if label.startswith("γ_c"))
+    marker = next(c for label, c in curves.items() if label.startswith(r"$\gamma_c$"))
     np.testing.assert_allclose(marker.dimension_values(0), gc)
     assert "linearised theory" in curves
     mean = curves["mean"].dimension_values(1)
@@ -193,8 +193,7 @@ def test_curve_needs_other_axes_selected(phase_nc, tmp_path, capsys):
                   "--hue", "disc.activation", "--out", out) == 0
     import holoviews as hv
     ov = _objects(phase_nc, "curve", x="kernel.ratio", hue="disc.activation", select={"lr.disc": 0.03})
-    assert sorted(c.label for c in ov if type(c) is hv.Curve) == ["disc.activation = relu",
-                                                                        "disc.activation = sigmoid"]
+    assert sorted(c.label for c in ov if type(c) is hv.Curve) == ["ReLU critic", "sigmoid critic"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -158,7 +158,7 @@ def custom_target(lab: Lab):
                    sizing_mode="stretch_width", margin=(4, 0))
 
 
-def share(lab: Lab):
+def share(lab: Lab, views: Views):
     link = pn.widgets.TextInput(label="link to this set-up", sizing_mode="stretch_width")
     note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                          css_classes=["link-note"])
@@ -175,10 +175,12 @@ def share(lab: Lab):
 
     w = lab.worker
     nc = downloader(lambda: export.netcdf_bytes(w.record, str(w.device)), "effgan_run.nc", "Download run (netCDF)")
-    png = downloader(lambda: export.figure_png(w.record, w.scene), "effgan_figure.png", "Download figure (PNG)")
+    # "this view" as a paper prints it: what the page shows now, drawn in the figure style
+    shots = [downloader(lambda fmt=fmt: export.view_bytes(views, w.record.cfg or lab.config(), lab.t, fmt),
+                        f"effgan_view.{fmt}", f"Download this view ({fmt.upper()})") for fmt in export.VIEW_FORMATS]
     gif = downloader(lambda: export.gif_bytes(*w.record.snapshots(), w.scene), "effgan_trajectory.gif",
                      "Export trajectory (GIF)")
-    return pn.Card(pn.pane.Markdown(texts.SHARE, styles={"font-size": "12px"}), link, note, nc, png, gif,
+    return pn.Card(pn.pane.Markdown(texts.SHARE, styles={"font-size": "12px"}), link, note, nc, *shots, gif,
                    title="Share & export", collapsed=True, sizing_mode="stretch_width", margin=(4, 0)), link, note
 
 
@@ -220,7 +222,7 @@ def _page(lab: Lab):
     lab.param.watch(lambda e: banner.param.update(object=f"**Diverged.** {e.new}", visible=bool(e.new)), "diverged")
 
     cards, _ = knob_cards(lab)
-    share_card, link, link_note = share(lab)
+    share_card, link, link_note = share(lab, views)
     loc = pn.state.location
     base = (loc.href or "").split("?")[0] if loc is not None else ""
     # Panel's Location defers address-bar updates until the document is idle, which a page

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from app.plots import style
 from dynamics import theory
 from dynamics.knobs import KNOBS, ConfigError, resolve
 from dynamics.sweep.store import open_results
@@ -33,10 +34,12 @@ FORMATS = ("png", "svg", "pdf")
 REDUCE = ("mean", "median", "min", "max")
 SPREAD = ("std", "minmax", "none")
 THEORY = ("auto", "none", "gamma_c", "two-level")
-OPTIONS = ("metric", "x", "y", "panel", "hue", "reduce", "spread", "theory", "select", "title", "log", "dpi")
+OPTIONS = ("metric", "x", "y", "panel", "hue", "reduce", "spread", "theory", "select", "title", "log", "dpi",
+           "width")
 SAMPLE_DIMS = ("seed", "member")             # what a figure reduces over
 DPI = (10, 1200)                             # PNG resolution: beyond, matplotlib runs out of memory
-CYCLE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+CYCLE = style.CYCLE
+WIDTHS = tuple(style.WIDTHS)                 # journal columns: single 3.4 in, double 7.0 in
 
 
 # ---------------------------------------------------------------- command line
@@ -55,7 +58,9 @@ def add_figure_arguments(p: argparse.ArgumentParser) -> None:
                    help="fix an axis that the figure does not show (repeatable; nearest value)")
     p.add_argument("--title", default=None)
     p.add_argument("--log", default="auto", help="log-scaled axes: auto, none, x, y or xy")
-    p.add_argument("--dpi", type=int, default=200, help="resolution of PNG output")
+    p.add_argument("--dpi", type=int, default=style.DPI, help=f"resolution of PNG output (default {style.DPI})")
+    p.add_argument("--width", default=None, help="single (3.4 in) or double (7.0 in) journal column "
+                   "(default: single for one panel, double for several)")
     p.add_argument("--out", required=True, metavar="FILE.{png,svg,pdf}")
 
 
@@ -66,7 +71,7 @@ def main_figure(args) -> int:
     obj = figure(ds, args.kind, metric=args.metric, x=args.x, y=args.y, panel=args.panel, hue=args.hue,
                  reduce=args.reduce, spread=args.spread, theory=args.theory, select=select, title=args.title,
                  log=args.log)
-    save(obj, args.out, dpi=args.dpi)
+    save(obj, args.out, dpi=args.dpi, width=args.width)
     print(f"wrote {args.out}")
     return 0
 
@@ -80,7 +85,7 @@ def _check_table(f: dict, at: str) -> None:
     bad = [k for k in f if k not in ("kind", "file") + OPTIONS]
     if bad:
         raise ConfigError(f"{at}.{bad[0]}: unknown option; allowed kind, file, {', '.join(OPTIONS)}")
-    choices = {"kind": KINDS, "reduce": REDUCE, "spread": SPREAD, "theory": THEORY, "log": LOGS}
+    choices = {"kind": KINDS, "reduce": REDUCE, "spread": SPREAD, "theory": THEORY, "log": LOGS, "width": WIDTHS}
     for key, allowed in choices.items():
         if key in f and f[key] not in allowed:
             raise ConfigError(f"{at}.{key}: {f[key]!r} is not allowed; allowed {', '.join(allowed)}")
@@ -115,10 +120,10 @@ def render_spec_figures(results, figures, out_dir) -> list[Path]:
         _check_table(f, f"figure[{i}]")
         f = dict(f)
         kind, file = f.pop("kind", "phase"), f.pop("file")
-        dpi = f.pop("dpi", 200)
+        dpi, width = f.pop("dpi", style.DPI), f.pop("width", None)
         path = Path(out_dir) / file
         _check_out(path)
-        save(figure(ds, kind, **f), path, dpi=dpi)
+        save(figure(ds, kind, **f), path, dpi=dpi, width=width)
         paths.append(path)
     return paths
 
@@ -140,14 +145,30 @@ def figure(ds: xr.Dataset, kind: str, *, metric=None, x=None, y=None, panel=None
     return obj.opts(title=title) if title else obj
 
 
-def save(obj, path, dpi: int = 200) -> Path:
-    """Write PNG/SVG/PDF by the file's suffix; the file appears whole or not at all."""
+def render(obj, width: str | None = None):
+    """(matplotlib Figure, the box to save in inches) of a HoloViews object in the figure style
+    at a journal column's width (None: single for one panel, double for a layout)."""
+    hv = _hv()
+    if width is None:
+        width = "double" if isinstance(obj, hv.Layout) else "single"
+    _choice(width, WIDTHS, "--width")
+    style.apply()
+    fig = hv.renderer("matplotlib").get_plot(obj).state
+    return fig, style.fit(fig, style.inches(width))
+
+
+def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str = "", citation: str = "") -> Path:
+    """Write PNG/SVG/PDF by the file's suffix in the figure style (`style.fit`) at a journal
+    column's width (None: single for one panel, double for a layout), `title` and `citation` in
+    the file's metadata; the file appears whole or not at all."""
     hv = _hv()
     path = _check_out(path)
     if not DPI[0] <= dpi <= DPI[1]:
         raise ConfigError(f"--dpi: {dpi} is not allowed; allowed {DPI[0]} to {DPI[1]}")
+    fmt = path.suffix[1:].lower()
+    fig, box = render(obj, width)
     buf = io.BytesIO()
-    hv.save(obj, buf, fmt=path.suffix[1:].lower(), backend="matplotlib", dpi=int(dpi))
+    style.write(fig, buf, fmt, box, dpi=int(dpi), meta=style.metadata(fmt, title or path.stem, citation))
     tmp = path.with_name(path.name + ".part")
     try:
         tmp.write_bytes(buf.getvalue())
@@ -190,10 +211,12 @@ def _phase(hv, ds, *, metric, x, y, panel, log, **_):
     for v in values:
         z = mean if v is None else mean.sel({panel: v})
         z = z.transpose(y, x).values
-        qm = hv.QuadMesh((_edges(ds[x].values, logx), _edges(ds[y].values, logy), z),
+        ex, ey = _edges(ds[x].values, logx), _edges(ds[y].values, logy)
+        qm = hv.QuadMesh((ex, ey, z),
                          kdims=[_dim(hv, x), _dim(hv, y)], vdims=[hv.Dimension(var, label=label)])
-        qm = qm.opts(cmap="viridis", colorbar=True, clim=(lo, hi), logx=logx, logy=logy, hooks=[_shape(0.85)],
-                     title="" if v is None else f"{panel} = {v}")
+        qm = qm.opts(cmap=style.CMAP, colorbar=True, clabel=label, clim=(lo, hi), logx=logx, logy=logy,
+                     hooks=[_shape(0.85)],
+                     title="" if v is None else style.panel_title(panel, v))
         el = qm
         if diverged is not None:
             dv = diverged if v is None else diverged.sel({panel: v})
@@ -201,7 +224,9 @@ def _phase(hv, ds, *, metric, x, y, panel, log, **_):
             if len(xx):
                 pts = hv.Points((ds[x].values[xx], ds[y].values[yy]), kdims=[_dim(hv, x), _dim(hv, y)],
                                 label="diverged")
-                el = el * pts.opts(marker="X", color="#d62728", s=50, show_legend=True)
+                el = (el * pts.opts(marker="X", color=CYCLE[1], s=30, edgecolor="white", linewidth=0.5,
+                                    show_legend=True)).opts(hooks=[_shape(0.85)])
+
         panels.append(el)
     if len(panels) == 1:
         return panels[0]
@@ -235,7 +260,7 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
     for i, h in enumerate(hues):
         d = da if h is None else da.sel({hue: h})
         color = CYCLE[i % len(CYCLE)]
-        name = "" if h is None else f"{hue} = {_fmt(h)}"
+        name = "" if h is None else style.panel_title(hue, h)
         xs = ds[x].values
         center = _reduce(d, sample, reduce).values
         if sample is not None and spread != "none":
@@ -254,7 +279,7 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
             layers.append(hv.Scatter((px, py), _dim(hv, x), hv.Dimension(var, label=label))
                           .opts(color=color, s=8, alpha=0.5))
         layers.append(hv.Curve((xs, center), _dim(hv, x), hv.Dimension(var, label=label), label=name or reduce)
-                      .opts(color=color, linewidth=2))
+                      .opts(color=color, linewidth=1.5))
         cfg_h = cfg if h is None or cfg is None else {**cfg, hue: h}
         span = np.asarray(d.values, dtype=float)
         layers += _curve_theory(hv, overlay, x, var, cfg_h, xs, span[np.isfinite(span)], color, label, i == 0)
@@ -262,7 +287,7 @@ def _curve(hv, ds, *, metric, x, hue, reduce, spread, overlay, log, **_):
     if never is not None:
         marks, title = _never_marks(hv, never, da, x, hue, hues, sample, var, label, logy, cfg)
         layers += marks
-    overlay = hv.Overlay(layers).opts(logx=logx, logy=logy, fig_inches=5, legend_position="best", show_legend=True,
+    overlay = hv.Overlay(layers).opts(logx=logx, logy=logy, fig_inches=5, show_legend=True,
                                       hooks=[_shape(0.65)], title=title, padding=(0.04, 0.06))
     return overlay
 
@@ -335,7 +360,7 @@ def _curve_theory(hv, overlay, x, var, cfg, xs, ys, color, label, first):
     gc = theory.gamma_c(cfg)
     lo, hi = (float(ys.min()), float(ys.max())) if ys.size else (0.0, 1.0)
     # a vertical Curve rather than a VLine: it gets a legend entry
-    out = [hv.Curve(([gc, gc], [lo, hi]), _dim(hv, x), hv.Dimension(var, label=label), label=f"γ_c = {gc:.3g}")
+    out = [hv.Curve(([gc, gc], [lo, hi]), _dim(hv, x), hv.Dimension(var, label=label), label=fr"$\gamma_c$ = {gc:.3g}")
            .opts(color=color, linestyle="--", linewidth=1.2)]
     if var == "final_convergence_step" and cfg.get("disc.kind") == "linear" and cfg.get("target.kind") == "point":
         from dynamics.run import CONV_THRESHOLD
@@ -366,9 +391,9 @@ def _spectrum(hv, ds, *, metric, x, overlay, log, **_):
     px = np.repeat(xs, lam.shape[1]).astype(float)
     py = lam.ravel()
     ok = np.isfinite(py) & (py > 0)
-    ylab = hv.Dimension("eigenvalue", label="eigenvalue of Θ")
+    ylab = hv.Dimension("eigenvalue", label=style.metric_label("eigenvalue"))
     pts = hv.Scatter((px[ok], py[ok]), _dim(hv, x), ylab, label="eigenvalues").opts(
-        color="#1f77b4", s=6, alpha=0.35)
+        color=CYCLE[0], s=6, alpha=0.35)
     layers = [pts]
     cfg = _config(ds)
     levels = None
@@ -381,26 +406,27 @@ def _spectrum(hv, ds, *, metric, x, overlay, log, **_):
     if levels is not None:
         top, rel = levels
         ends = [float(np.min(xs)), float(np.max(xs))]
-        layers += [hv.Curve((ends, [top, top]), _dim(hv, x), ylab, label=f"g1+(N−1)g2 = {top:.3g}")
-                   .opts(color="#d62728", linestyle="--"),
-                   hv.Curve((ends, [rel, rel]), _dim(hv, x), ylab, label=f"g1−g2 = {rel:.3g}")
-                   .opts(color="#2ca02c", linestyle="--")]
-    left = hv.Overlay(layers).opts(logx=logx, logy=True, show_legend=True, legend_position="bottom_left",
+        layers += [hv.Curve((ends, [top, top]), _dim(hv, x), ylab, label=fr"$g_1+(N-1)g_2$ = {top:.3g}")
+                   .opts(color=CYCLE[1], linestyle="--"),
+                   hv.Curve((ends, [rel, rel]), _dim(hv, x), ylab, label=fr"$g_1-g_2$ = {rel:.3g}")
+                   .opts(color=CYCLE[2], linestyle="--")]
+    left = hv.Overlay(layers).opts(logx=logx, logy=True, show_legend=True,
                                    title="kernel spectrum", hooks=[_shape(0.8)])
     # the bulk (all but the top level): its spread shrinks as the spectrum collapses onto two levels
     bulk = da.isel(eig=slice(1, None))
     rel_spread = (bulk.std("eig", skipna=True) / (levels[1] if levels else 1.0))
     center = _reduce(rel_spread, sample, "mean").values
-    yl = hv.Dimension("bulk_spread", label="std of bulk / (g1−g2)" if levels else "std of bulk eigenvalues")
-    right = [hv.Curve((xs, center), _dim(hv, x), yl, label="measured").opts(color="#1f77b4", linewidth=2)]
+    yl = hv.Dimension("bulk_spread", label=r"std of bulk / $(g_1-g_2)$" if levels else "std of bulk eigenvalues")
+    right = [hv.Curve((xs, center), _dim(hv, x), yl, label="measured").opts(color=CYCLE[0], linewidth=1.5)]
     if sample is not None:
         right.append(hv.Scatter((np.repeat(xs, rel_spread.sizes[sample]), rel_spread.transpose(x, sample).values.ravel()),
-                                _dim(hv, x), yl).opts(color="#1f77b4", s=8, alpha=0.5))
+                                _dim(hv, x), yl).opts(color=CYCLE[0], s=8, alpha=0.5))
     pos = (xs > 0) & np.isfinite(center) & (center > 0)
     if logx and pos.sum() >= 2:
         i = np.nonzero(pos)[0][-1]
         guide = center[i] * np.sqrt(xs[i] / xs.astype(float))
-        right.append(hv.Curve((xs, guide), _dim(hv, x), yl, label="∝ 1/√x").opts(color="gray", linestyle=":"))
+        right.append(hv.Curve((xs, guide), _dim(hv, x), yl, label=fr"$\propto 1/\sqrt{{{_symbol(x)}}}$")
+                     .opts(color="gray", linestyle=":"))
     right = hv.Overlay(right).opts(logx=logx, logy=True, show_legend=True, title="spread of the bulk",
                                    hooks=[_shape(0.8)])
     return hv.Layout([left, right]).cols(2).opts(sublabel_format="", fig_inches=4.2)
@@ -419,6 +445,7 @@ def _hv():
         import holoviews as hv
         hv.extension("matplotlib", logo=False)
         hv.Store.set_current_backend("matplotlib")
+        style.apply()                            # after the backend, which loads its own rcParams
         _HV = hv
     return _HV
 
@@ -599,19 +626,17 @@ def _edges(v, log):
 
 
 def _dim(hv, key):
+    return hv.Dimension(key, label=style.axis_label(key))
+
+
+def _symbol(key) -> str:
+    """A knob's symbol without its $ (for use inside a formula), else x."""
     k = KNOBS.get(key)
-    label = (k.label or key) if k else key
-    if k and k.label and key not in k.label:
-        label = f"{k.label} ({key})"
-    return hv.Dimension(key, label=label)
+    return k.symbol.strip("$") if k is not None and k.symbol else "x"
 
 
 def _label(var: str) -> str:
-    return var.removeprefix("final_").replace("_", " ")
-
-
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v)
+    return style.metric_label(var)
 
 
 def _config(ds):
@@ -623,4 +648,4 @@ def _config(ds):
         return None
 
 
-__all__ = ["add_figure_arguments", "main_figure", "figure", "save", "render_spec_figures"]
+__all__ = ["add_figure_arguments", "main_figure", "figure", "render", "save", "render_spec_figures"]
