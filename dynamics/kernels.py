@@ -154,7 +154,7 @@ def blocked_fill(pair_fn, z: Tensor, rows: int) -> Tensor:
 def columns(V: Tensor) -> Tensor:
     """`(B, p, N)` contiguous copy of V `(B, N, p)`. A custom op, so torch.compile stores it
     instead of folding the transpose into its consumer: the fused reduction below then reads
-    codes and forces along N with contiguous vector loads (~3× faster on the CPU at N = 10,000)."""
+    codes and forces along N with contiguous vector loads (the speed-up is in BENCHMARKS.md)."""
     return V.transpose(1, 2).contiguous()
 
 
