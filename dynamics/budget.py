@@ -4,13 +4,14 @@
 resolved config run as a batch of B = members, summed over the parts below; ``check`` refuses
 a config whose estimate passes a limit (by default a share of the memory available now) with
 one line naming the knobs that drive the size. The counts follow the shapes the engine forms
-(`engine`, `kernels`, `critics`, `objective`, `metrics`, `run`): a part counts each tensor
+(`engine`, `kernels`, `critics`, `objective`, `observables`, `run`); the critic's and the
+kernel's parts are declared by their registry entries (`memory`): a part counts each tensor
 of that shape alive at its peak, temporaries included, so the estimate errs on the high side.
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 from .knobs import ConfigError, first_line
 
@@ -51,44 +52,33 @@ def _file_values(cfg) -> int:
     return size // (8 if str(cfg["target.file"]).lower().endswith(".npy") else 2)
 
 
-def _mlp_params(d: int, H: int, depth: int) -> int:
-    return H * d + H + (depth - 1) * (H * H + H) + H + 1
+class Sizes(NamedTuple):
+    """What a registry entry's `memory(cfg, s)` sizes itself by: B members, N particles, M real
+    samples, d data dimension, b bytes per number, n points the critic's objective touches (real,
+    fake and wgan_gp interpolates), copies of the critic's parameters alive in an update, gpu,
+    and the knobs that drive the point count (to name in a message)."""
+    B: int
+    N: int
+    M: int
+    d: int
+    b: int
+    n: int
+    copies: int
+    gpu: bool
+    point_knobs: tuple[str, ...]
 
 
-def _critic(cfg, B: int, N: int, M: int, d: int, b: int) -> int:
-    kind = cfg["disc.kind"]
-    n = M + 2 * N                                              # real, fake and (wgan_gp) interpolates
-    copies = 6 if cfg["disc.optimizer"] == "adam" else 3       # params, grads, new params (+ adam's m, v)
-    if kind == "mlp":
-        H, depth = cfg["disc.width"], cfg["disc.depth"]
-        per_layer = 4 if depth == 1 else 12                    # closed form vs. autograd's double backward
-        return B * b * (_mlp_params(d, H, depth) * copies * (1 if depth == 1 else 2) + per_layer * depth * n * H)
-    if kind == "linear":
-        return B * b * (copies * (d + 1) + 2 * n)
-    if kind == "f1_neuron":
-        R = 5 * cfg["critic.restarts"]                         # kept neurons and ± the data directions
-        return B * b * (R * (d + 1) * 3 + 4 * (M + N) * R)
-    if kind == "f2_features":                                  # arc-cosine kernels between the batches
-        return B * b * 12 * (M + N) ** 2
-    if kind == "ct":                                           # (B, M, N) plans, (B, M, N, d) differences
-        return B * b * M * N * (10 + (d if d <= 8 else 0))
-    return B * b * copies * (d + 1) * 16                       # a small critic of its own
+def _critic(cfg, s: Sizes) -> tuple[int, tuple[str, ...]]:
+    from .critics import CRITICS
+    memory = CRITICS[cfg["disc.kind"]].memory
+    if memory is None:                                          # a critic that declares none: a small one
+        return s.B * s.b * s.copies * (s.d + 1) * 16, s.point_knobs
+    return memory(cfg, s)
 
 
-def _kernel(cfg, B: int, N: int, d: int, b: int, gpu: bool) -> int:
-    from .kernels import BLOCK_BYTES, BLOCK_BYTES_GPU, DENSE_MAX_BYTES
-    kind, dz = cfg["kernel.kind"], cfg["kernel.latent_dim"]
-    if kind == "two_number":
-        return 0
-    if kind == "network":
-        H, depth = cfg["kernel.net_width"], cfg["kernel.depth"]
-        P = H * dz + H + (depth - 1) * (H * H + H) + d * H + d + 1
-        # params, gradients, new params; activations kept for the backward; init's 8-row NTK Jacobian
-        return B * b * (4 * P + 4 * depth * N * H + 2 * 8 * P + N * dz)
-    full = B * N * N * b
-    block = min(full, BLOCK_BYTES_GPU if gpu else BLOCK_BYTES)
-    cached = full if full <= DENSE_MAX_BYTES else 0
-    return B * N * dz * b + cached + 6 * block                 # codes, Θ, a block and its temporaries
+def _kernel(cfg, s: Sizes) -> tuple[int, tuple[str, ...]]:
+    from .kernels import KERNELS
+    return KERNELS[cfg["kernel.kind"]].memory(cfg, s)
 
 
 def parts(cfg: dict[str, Any], members: int = 1) -> dict[str, tuple[int, tuple[str, ...]]]:
@@ -105,18 +95,16 @@ def parts(cfg: dict[str, Any], members: int = 1) -> dict[str, tuple[int, tuple[s
     real_knob = ("real",) if cfg["real"] else ("particles",)
     target_knobs = {"ring": ("target.modes", "target.dim"), "grid": ("target.modes", "target.dim"),
                     "file": ("target.file",), "digits": ("target.samples",)}.get(cfg["target.kind"], ("target.dim",))
-    crit_knobs = {"mlp": ("disc.width", "disc.depth", "particles"), "f1_neuron": ("critic.restarts", "particles"),
-                  "f2_features": ("particles", "real"), "ct": ("particles", "real")}.get(cfg["disc.kind"], pts)
-    kern_knobs = {"network": ("kernel.net_width", "kernel.depth", "particles")}.get(
-        cfg["kernel.kind"], ("particles", "kernel.latent_dim"))
+    copies = 6 if cfg["disc.optimizer"] == "adam" else 3        # params, grads, new params (+ adam's m, v)
+    sizes = Sizes(B, N, M, d, b, M + 2 * N, copies, gpu, pts)
     return {
         # x, the new x, forces, the critic's gradient at x, interpolates, x of the previous record
         "particles": (6 * B * N * d * b, pts),
         # counter-based bits (int64, 1 + 2d per sample) and their shifted copies, Box-Muller's
         # uniforms and temporaries, the samples and their centres
         "real samples": (B * M * (2 * (1 + 2 * d) * 8 + 8 + 12 * d * b), real_knob + pts[1:]),
-        "critic": (_critic(cfg, B, N, M, d, b), crit_knobs),
-        "generator kernel": (_kernel(cfg, B, N, d, b, gpu), kern_knobs),
+        "critic": _critic(cfg, sizes),
+        "generator kernel": _kernel(cfg, sizes),
         # float64 centres, cdist's two augmented copies of them and the (K, K) separations
         # (a point set: of at most SUBSAMPLE points); the centres in dtype
         "target": (K * d * (3 * 8 + b) + 3 * 8 * min(K, SUBSAMPLE if n_pts else K) ** 2, target_knobs),

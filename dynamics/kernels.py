@@ -47,10 +47,12 @@ class KernelKind:
     """A KERNELS entry: the factory make(cfg) -> Kernel (call the entry), and what a caller
     needs to know before building one. levels(N): how many levels `Kernel.spectrum` reports
     (sweeps size their arrays with it); theta_per_particle: forming Θ costs one backward pass
-    per particle (an empirical NTK), so a live spectrum stays at small N."""
+    per particle (an empirical NTK), so a live spectrum stays at small N. memory(cfg, s) ->
+    (bytes, knobs): peak bytes for the sizes `s` (`budget.Sizes`), read by `dynamics.budget`."""
     make: Callable[[dict], Kernel]
     levels: Callable[[int], int]
     theta_per_particle: bool = False
+    memory: Callable[[dict, object], tuple[int, tuple[str, ...]]] | None = None
 
     def __call__(self, cfg) -> Kernel:
         return self.make(cfg)
@@ -59,10 +61,12 @@ class KernelKind:
 KERNELS: Registry[KernelKind] = Registry("kernel.kind")
 
 
-def kernel_kind(name: str, levels: Callable[[int], int] | None = None, theta_per_particle: bool = False):
-    """Register a factory as KERNELS[name]; levels defaults to the dense kernels' (`dense_levels`)."""
+def kernel_kind(name: str, levels: Callable[[int], int] | None = None, theta_per_particle: bool = False,
+                memory=None):
+    """Register a factory as KERNELS[name]; levels and memory default to the dense kernels'
+    (`dense_levels`, `dense_memory`)."""
     def deco(make):
-        KERNELS.add(name, KernelKind(make, levels or dense_levels, theta_per_particle))
+        KERNELS.add(name, KernelKind(make, levels or dense_levels, theta_per_particle, memory or dense_memory))
         return make
     return deco
 
@@ -70,6 +74,15 @@ def kernel_kind(name: str, levels: Callable[[int], int] | None = None, theta_per
 def dense_levels(N: int) -> int:
     """Every level up to SPECTRUM_FULL_N, above that the top SPECTRUM_TOP (block Krylov)."""
     return N if N <= SPECTRUM_FULL_N else min(N, SPECTRUM_TOP)
+
+
+def dense_memory(cfg, s) -> tuple[int, tuple[str, ...]]:
+    """Peak bytes of a dense kernel: the codes, Θ when it is cached (≤ DENSE_MAX_BYTES), and a
+    matrix-free block with its temporaries."""
+    full = s.B * s.N * s.N * s.b
+    block = min(full, BLOCK_BYTES_GPU if s.gpu else BLOCK_BYTES)
+    cached = full if full <= DENSE_MAX_BYTES else 0
+    return s.B * s.N * cfg["kernel.latent_dim"] * s.b + cached + 6 * block, ("particles", "kernel.latent_dim")
 
 
 def _col(t: Tensor) -> Tensor:
@@ -91,7 +104,7 @@ def two_number_levels(N: int, g1: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
     return levels, mult
 
 
-@kernel_kind("two_number", levels=lambda N: 2)
+@kernel_kind("two_number", levels=lambda N: 2, memory=lambda cfg, s: (0, ("particles",)))
 def two_number(cfg) -> Kernel:
     N = cfg["particles"]
     return Kernel(
@@ -411,7 +424,15 @@ def empirical_ntk(p, z, depth, bias, out_dim: int = 0) -> Tensor:
     return torch.bmm(J, J.transpose(1, 2))
 
 
-@kernel_kind("network", levels=lambda N: N, theta_per_particle=True)
+def _network_memory(cfg, s):
+    H, depth, dz = cfg["kernel.net_width"], cfg["kernel.depth"], cfg["kernel.latent_dim"]
+    P = H * dz + H + (depth - 1) * (H * H + H) + s.d * H + s.d + 1
+    # params, gradients, new params; activations kept for the backward; init's 8-row NTK Jacobian
+    return (s.B * s.b * (4 * P + 4 * depth * s.N * H + 2 * 8 * P + s.N * dz),
+            ("kernel.net_width", "kernel.depth", "particles"))
+
+
+@kernel_kind("network", levels=lambda N: N, theta_per_particle=True, memory=_network_memory)
 def network(cfg) -> Kernel:
     N, dz, depth, bias = cfg["particles"], cfg["kernel.latent_dim"], cfg["kernel.depth"], cfg["kernel.bias"]
     H = cfg["kernel.net_width"]

@@ -93,3 +93,23 @@ def test_check_passes_the_default_config_and_honours_the_limit():
     budget.check(cfg, limit_bytes=est)
     with pytest.raises(ConfigError, match="members"):
         budget.check(cfg, members=4, limit_bytes=est)
+
+
+def test_the_critic_and_kernel_parts_come_from_their_registry_entries(monkeypatch):
+    """budget names no critic or kernel: each registry entry declares its footprint (`memory`),
+    a critic that declares none gets the small default, and a declared one is what the estimate
+    uses and names."""
+    from dynamics.critics import CRITICS, Kind
+    from dynamics.kernels import KERNELS
+    assert all(CRITICS[k].memory is not None for k in CRITICS.names())
+    assert all(KERNELS[k].memory is not None for k in KERNELS.names())
+    make = CRITICS["linear"].make
+    monkeypatch.setitem(CRITICS._entries, "probe", Kind(make, ascent=True, valued=True))
+    monkeypatch.setitem(CRITICS._entries, "probe_big",
+                        Kind(make, ascent=True, valued=True, memory=lambda cfg, s: (s.B * 10**15, ("disc.width",))))
+    cfg = resolve({"particles": 8})
+    small = budget.parts({**cfg, "disc.kind": "probe"}, 3)["critic"]
+    assert small == (3 * 4 * 3 * (cfg["target.dim"] + 1) * 16, ("particles", "target.dim"))
+    assert budget.parts({**cfg, "disc.kind": "probe_big"}, 3)["critic"] == (3 * 10**15, ("disc.width",))
+    with pytest.raises(ConfigError, match=r"^disc.width = 128: the run needs about .*\(critic "):
+        budget.check({**cfg, "disc.kind": "probe_big"}, 3)

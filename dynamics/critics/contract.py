@@ -38,10 +38,13 @@ class Critic:
 class Kind:
     """A registry entry: ``make(cfg) -> Critic`` and the facts the knobs and the lab read without
     building one. ascent: trained by gradient ascent on J (loss, penalty, optimiser, lr.disc
-    matter); valued: has a value D(x), which the loss turns into forces."""
+    matter); valued: has a value D(x), which the loss turns into forces. memory(cfg, s) ->
+    (bytes, knobs): the critic's peak bytes for the sizes `s` (`budget.Sizes`) and the knobs that
+    drive them, read by `dynamics.budget` before anything is allocated (None: a small default)."""
     make: Callable[[dict], Critic]
     ascent: bool
     valued: bool
+    memory: Callable[[dict, object], tuple[int, tuple[str, ...]]] | None = None
 
     def __call__(self, cfg: dict) -> Critic:
         return self.make(cfg)
@@ -50,10 +53,10 @@ class Kind:
 CRITICS: Registry[Kind] = Registry("disc.kind")
 
 
-def register(name: str, *, ascent: bool, valued: bool):
+def register(name: str, *, ascent: bool, valued: bool, memory=None):
     """Decorator: `make(cfg) -> Critic` becomes the critic `name` with its declared facts."""
     def deco(make):
-        CRITICS.add(name, Kind(make, ascent, valued))
+        CRITICS.add(name, Kind(make, ascent, valued, memory))
         return make
     return deco
 

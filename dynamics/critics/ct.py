@@ -32,7 +32,11 @@ def clip_moves(F: Tensor, hyper) -> Tensor:
     return F * (limit.view(-1, 1, 1) / norm.clamp_min(1e-30)).clamp(max=1.0)
 
 
-@register("ct", ascent=False, valued=False)
+def _memory(cfg, s):                                          # (B, M, N) plans, (B, M, N, d) differences
+    return s.B * s.b * s.M * s.N * (10 + (s.d if s.d <= 8 else 0)), ("particles", "real")
+
+
+@register("ct", ascent=False, valued=False, memory=_memory)
 def conditional_transport(cfg) -> Critic:
     def init(gens, d, dtype, device):
         return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}, {}

@@ -28,7 +28,12 @@ def lift(cfg):
     return (lambda x: x) if cfg["target.kind"] in ON_SPHERE else _aug
 
 
-@register("f1_neuron", ascent=False, valued=True)
+def _memory(cfg, s):
+    R = 5 * cfg["critic.restarts"]                           # kept neurons and ± the data directions
+    return s.B * s.b * (R * (s.d + 1) * 3 + 4 * (s.M + s.N) * R), ("critic.restarts", "particles")
+
+
+@register("f1_neuron", ascent=False, valued=True, memory=_memory)
 def f1_neuron(cfg) -> Critic:
     R = cfg["critic.restarts"]
     up = lift(cfg)

@@ -15,7 +15,11 @@ from .f1 import lift
 ACOS_MARGIN = 1e-7     # cos φ kept inside [−1 + m, 1 − m]: autograd through acos stays finite
 
 
-@register("f2_features", ascent=False, valued=True)
+def _memory(cfg, s):                                          # arc-cosine kernels between the batches
+    return s.B * s.b * 12 * (s.M + s.N) ** 2, ("particles", "real")
+
+
+@register("f2_features", ascent=False, valued=True, memory=_memory)
 def f2_features(cfg) -> Critic:
     up = lift(cfg)
 

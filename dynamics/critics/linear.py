@@ -37,6 +37,10 @@ def parts(cfg) -> Ascent:
     return Ascent(_init, _value, lambda p, x: (_value(p, x), p["psi"].unsqueeze(1).expand_as(x)), _ascent)
 
 
-@register("linear", ascent=True, valued=True)
+def _memory(cfg, s):
+    return s.B * s.b * (s.copies * (s.d + 1) + 2 * s.n), s.point_knobs
+
+
+@register("linear", ascent=True, valued=True, memory=_memory)
 def linear(cfg):
     return by_ascent(cfg, parts(cfg))

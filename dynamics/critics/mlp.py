@@ -165,6 +165,14 @@ def parts(cfg) -> Ascent:
                   lambda p, batch, hyper, loss, reg: autograd_ascent(value, p, batch, hyper, loss, reg))
 
 
-@register("mlp", ascent=True, valued=True)
+def _memory(cfg, s):
+    H, depth = cfg["disc.width"], cfg["disc.depth"]
+    params = H * s.d + H + (depth - 1) * (H * H + H) + H + 1
+    per_layer = 4 if depth == 1 else 12                      # closed form vs. autograd's double backward
+    return (s.B * s.b * (params * s.copies * (1 if depth == 1 else 2) + per_layer * depth * s.n * H),
+            ("disc.width", "disc.depth", "particles"))
+
+
+@register("mlp", ascent=True, valued=True, memory=_memory)
 def mlp(cfg):
     return by_ascent(cfg, parts(cfg))
