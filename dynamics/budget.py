@@ -16,40 +16,7 @@ from typing import Any, NamedTuple
 from .knobs import ConfigError, first_line
 
 SHARE = 0.75                    # of the memory available now: the rest stays for the system
-GEOMETRIC_K = {"point": 1, "two_modes": 2}
-DIGITS = (1797, 64)             # scikit-learn's digits: points x dimension
 SUBSAMPLE = 4000                # `targets._point_set` measures spacings on at most this many points
-
-
-def _dim(cfg) -> int:
-    kind = cfg["target.kind"]
-    if kind in ("sphere_pair", "sphere_stein"):
-        return cfg["target.sphere_dim"]
-    if kind == "digits":
-        return DIGITS[1]
-    if kind == "file":
-        return 2                 # unknown before the file is read; its points are counted by size
-    return cfg["target.dim"]
-
-
-def _centres(cfg) -> int:
-    """K, the number of target centres (the columns of the metrics' distance matrix)."""
-    kind = cfg["target.kind"]
-    if kind in ("ring", "grid"):
-        return cfg["target.modes"]
-    if kind in ("digits", "file"):
-        n = DIGITS[0] if kind == "digits" else max(1, _file_values(cfg) // 2)
-        return min(n, cfg["target.samples"] or n)
-    return GEOMETRIC_K.get(kind, 1)
-
-
-def _file_values(cfg) -> int:
-    """An upper bound on the numbers a target file holds: 8 bytes each in .npy, 2 in CSV ('1,')."""
-    try:
-        size = os.stat(cfg["target.file"]).st_size
-    except (OSError, ValueError):
-        return 0
-    return size // (8 if str(cfg["target.file"]).lower().endswith(".npy") else 2)
 
 
 class Sizes(NamedTuple):
@@ -83,18 +50,18 @@ def _kernel(cfg, s: Sizes) -> tuple[int, tuple[str, ...]]:
 
 def parts(cfg: dict[str, Any], members: int = 1) -> dict[str, tuple[int, tuple[str, ...]]]:
     """name -> (bytes, the knobs that drive them) for a resolved config and B = members."""
+    from .targets import TARGETS
+    target = TARGETS[cfg["target.kind"]]
     B, N = max(1, members), cfg["particles"]
-    M, d = cfg["real"] or N, _dim(cfg)
+    (K, d), M = target.shape(cfg), cfg["real"] or N
     b = 8 if cfg["dtype"] == "float64" else 4
     gpu = cfg["device"] == "cuda" or (cfg["device"] == "auto" and _cuda())
-    K = _centres(cfg)
-    pts = ("particles",) + (("target.dim",) if cfg["target.kind"] not in ("digits", "file") else ())
+    pts = ("particles",) + target.dim_knobs
     T = cfg["steps"] // cfg["record.every"] + 2
     S = min(cfg["record.snapshots"], T)
-    n_pts = cfg["target.kind"] in ("digits", "file")
+    n_pts = target.point_set
     real_knob = ("real",) if cfg["real"] else ("particles",)
-    target_knobs = {"ring": ("target.modes", "target.dim"), "grid": ("target.modes", "target.dim"),
-                    "file": ("target.file",), "digits": ("target.samples",)}.get(cfg["target.kind"], ("target.dim",))
+    target_knobs = target.knobs
     copies = 6 if cfg["disc.optimizer"] == "adam" else 3        # params, grads, new params (+ adam's m, v)
     sizes = Sizes(B, N, M, d, b, M + 2 * N, copies, gpu, pts)
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -74,7 +75,36 @@ class Target:
         return self.sample(key, rng.COUNTERS["fixed"].start + seed, n)[0]
 
 
-TARGETS: Registry = Registry("target.kind")
+@dataclasses.dataclass(frozen=True)
+class TargetKind:
+    """A TARGETS entry: the factory make(cfg) -> Target (call the entry), and what a caller
+    knows before building one (`dynamics.budget` sizes a run by it). shape(cfg) -> (K, d): an
+    upper bound on the centres and the data dimension; knobs: those that size the centres;
+    dim_knobs: those that set d; point_set: an empirical point set (centres are data points)."""
+    make: Callable[[dict], Target]
+    shape: Callable[[dict], tuple[int, int]]
+    knobs: tuple[str, ...]
+    dim_knobs: tuple[str, ...] = ("target.dim",)
+    point_set: bool = False
+
+    def __call__(self, cfg) -> Target:
+        return self.make(cfg)
+
+
+TARGETS: Registry[TargetKind] = Registry("target.kind")
+
+
+def target_kind(name: str, shape, knobs: tuple[str, ...], dim_knobs: tuple[str, ...] = ("target.dim",),
+                point_set: bool = False):
+    """Register a factory as TARGETS[name] with its declared shape."""
+    def deco(make):
+        TARGETS.add(name, TargetKind(make, shape, knobs, dim_knobs, point_set))
+        return make
+    return deco
+
+
+_modes_shape = lambda cfg: (cfg["target.modes"], cfg["target.dim"])       # noqa: E731
+_sphere_shape = lambda cfg: (1, cfg["target.sphere_dim"])                 # noqa: E731
 ON_SPHERE = ("sphere_pair", "sphere_stein")      # data on S^(d−1): paper A's critics use no bias there
 
 
@@ -112,14 +142,14 @@ def _mixture(kind, centers, cfg, labels=None) -> Target:
     return Target(kind, centers, labels, int(labels.max()) + 1, std, capture, quality, scale)
 
 
-@TARGETS.register("ring")
+@target_kind("ring", _modes_shape, ("target.modes", "target.dim"))
 def ring(cfg) -> Target:
     K, R = cfg["target.modes"], cfg["target.radius"]
     th = 2 * math.pi * torch.arange(K, dtype=torch.float64) / K
     return _mixture("ring", _embed(torch.stack([R * th.cos(), R * th.sin()], 1), cfg["target.dim"], "ring"), cfg)
 
 
-@TARGETS.register("grid")
+@target_kind("grid", _modes_shape, ("target.modes", "target.dim"))
 def grid(cfg) -> Target:
     side, R = round(math.sqrt(cfg["target.modes"])), cfg["target.radius"]
     g = torch.linspace(-R, R, side, dtype=torch.float64) if side > 1 else torch.zeros(1, dtype=torch.float64)
@@ -127,13 +157,13 @@ def grid(cfg) -> Target:
     return _mixture("grid", _embed(c, cfg["target.dim"], "grid"), cfg)
 
 
-@TARGETS.register("point")
+@target_kind("point", lambda cfg: (1, cfg["target.dim"]), ("target.dim",))
 def point(cfg) -> Target:
     c = torch.tensor([[cfg["target.radius"], 0.0]], dtype=torch.float64)
     return _mixture("point", _embed(c, cfg["target.dim"], "point", need=1), cfg)
 
 
-@TARGETS.register("two_modes")
+@target_kind("two_modes", lambda cfg: (2, cfg["target.dim"]), ("target.dim",))
 def two_modes(cfg) -> Target:
     R = cfg["target.radius"]
     c = torch.tensor([[-R, 0.0], [R, 0.0]], dtype=torch.float64)
@@ -245,12 +275,31 @@ def check_points(arr, name: str = "points") -> np.ndarray:
     return arr
 
 
-@TARGETS.register("file")
+def file_values_bound(cfg) -> int:
+    """An upper bound on the numbers a target file holds, from its size alone: 8 bytes each in
+    .npy, 2 in CSV ('1,')."""
+    try:
+        size = os.stat(cfg["target.file"]).st_size
+    except (OSError, ValueError):
+        return 0
+    return size // (8 if str(cfg["target.file"]).lower().endswith(".npy") else 2)
+
+
+def _file_shape(cfg) -> tuple[int, int]:
+    n = max(1, file_values_bound(cfg) // 2)
+    return min(n, cfg["target.samples"] or n), 2      # d is unknown before the file is read: count points
+
+
+@target_kind("file", _file_shape, ("target.file",), dim_knobs=(), point_set=True)
 def file(cfg) -> Target:
     return _point_set("file", load_points(cfg["target.file"]), cfg)
 
 
-@TARGETS.register("digits")
+DIGITS = (1797, 64)             # scikit-learn's digits: images x pixels
+
+
+@target_kind("digits", lambda cfg: (min(DIGITS[0], cfg["target.samples"] or DIGITS[0]), DIGITS[1]),
+             ("target.samples",), dim_knobs=(), point_set=True)
 def digits(cfg) -> Target:
     """scikit-learn's bundled 8x8 digits (1797 images, 64-d, pixel values scaled to [0, 1]).
 
@@ -269,7 +318,7 @@ def member_generators(key: torch.Tensor, counter: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(a) << 32 | int(b)) for a, b in h.tolist()]
 
 
-@TARGETS.register("sphere_pair")
+@target_kind("sphere_pair", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",))
 def sphere_pair(cfg) -> Target:
     """ν ∝ (P_{k,d}(x_d))_+ on S^(d−1) (Domingo-Enrich & Mroueh), drawn exactly by inverse CDF.
 
@@ -286,7 +335,7 @@ def sphere_pair(cfg) -> Target:
     return Target("sphere_pair", e, torch.zeros(1, dtype=torch.int64), 1, 0.0, 0.5, 0.25, 1.0, sampler=sampler)
 
 
-@TARGETS.register("sphere_stein")
+@target_kind("sphere_stein", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",))
 def sphere_stein(cfg) -> Target:
     """The Stein target ν ∝ exp(γ P_{k,d}(x_d)) on S^(d−1) (paper A's explicit-model pair, with
     μ = τ: `init.kind = sphere`), drawn exactly by inverse CDF of its zonal density."""

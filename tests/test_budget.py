@@ -113,3 +113,26 @@ def test_the_critic_and_kernel_parts_come_from_their_registry_entries(monkeypatc
     assert budget.parts({**cfg, "disc.kind": "probe_big"}, 3)["critic"] == (3 * 10**15, ("disc.width",))
     with pytest.raises(ConfigError, match=r"^disc.width = 128: the run needs about .*\(critic "):
         budget.check({**cfg, "disc.kind": "probe_big"}, 3)
+
+
+@pytest.mark.parametrize("kind", ["ring", "grid", "point", "two_modes", "digits", "sphere_pair", "sphere_stein", "file"])
+def test_each_target_declares_its_shape_before_it_is_built(kind, tmp_path):
+    """budget sizes a run from the target's registry entry (no target names in budget): the
+    declared (K, d) bounds the built target's centres and is its dimension (a file's d is only
+    known once read), and the declared knobs are knobs."""
+    from dynamics.knobs import KNOBS
+    from dynamics.targets import TARGETS, build_target
+    over = {"target.kind": kind, "target.modes": 9, "target.dim": 3, "target.samples": 40}
+    if kind == "file":
+        path = tmp_path / "p.csv"
+        path.write_text("\n".join(f"{i},{i % 7},{i % 3}" for i in range(60)))
+        over["target.file"] = str(path)
+    cfg = resolve(over)
+    entry = TARGETS[kind]
+    K, d = entry.shape(cfg)
+    built = build_target(cfg, "cpu", torch.float64)
+    assert built.centers.shape[0] <= K
+    if kind != "file":
+        assert built.dim == d
+    assert all(k in KNOBS for k in entry.knobs + entry.dim_knobs)
+    assert entry.point_set == (kind in ("digits", "file"))
