@@ -80,12 +80,14 @@ class TargetKind:
     """A TARGETS entry: the factory make(cfg) -> Target (call the entry), and what a caller
     knows before building one (`dynamics.budget` sizes a run by it). shape(cfg) -> (K, d): an
     upper bound on the centres and the data dimension; knobs: those that size the centres;
-    dim_knobs: those that set d; point_set: an empirical point set (centres are data points)."""
+    dim_knobs: those that set d; point_set: an empirical point set (centres are data points);
+    on_sphere: the data lie on S^(d−1) (paper A's critics then use no bias coordinate)."""
     make: Callable[[dict], Target]
     shape: Callable[[dict], tuple[int, int]]
     knobs: tuple[str, ...]
     dim_knobs: tuple[str, ...] = ("target.dim",)
     point_set: bool = False
+    on_sphere: bool = False
 
     def __call__(self, cfg) -> Target:
         return self.make(cfg)
@@ -95,17 +97,16 @@ TARGETS: Registry[TargetKind] = Registry("target.kind")
 
 
 def target_kind(name: str, shape, knobs: tuple[str, ...], dim_knobs: tuple[str, ...] = ("target.dim",),
-                point_set: bool = False):
+                point_set: bool = False, on_sphere: bool = False):
     """Register a factory as TARGETS[name] with its declared shape."""
     def deco(make):
-        TARGETS.add(name, TargetKind(make, shape, knobs, dim_knobs, point_set))
+        TARGETS.add(name, TargetKind(make, shape, knobs, dim_knobs, point_set, on_sphere))
         return make
     return deco
 
 
 _modes_shape = lambda cfg: (cfg["target.modes"], cfg["target.dim"])       # noqa: E731
 _sphere_shape = lambda cfg: (1, cfg["target.sphere_dim"])                 # noqa: E731
-ON_SPHERE = ("sphere_pair", "sphere_stein")      # data on S^(d−1): paper A's critics use no bias there
 
 
 def _radii(std: float, centers: torch.Tensor, R: float) -> tuple[float, float, float]:
@@ -318,7 +319,7 @@ def member_generators(key: torch.Tensor, counter: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(a) << 32 | int(b)) for a, b in h.tolist()]
 
 
-@target_kind("sphere_pair", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",))
+@target_kind("sphere_pair", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",), on_sphere=True)
 def sphere_pair(cfg) -> Target:
     """ν ∝ (P_{k,d}(x_d))_+ on S^(d−1) (Domingo-Enrich & Mroueh), drawn exactly by inverse CDF.
 
@@ -335,7 +336,8 @@ def sphere_pair(cfg) -> Target:
     return Target("sphere_pair", e, torch.zeros(1, dtype=torch.int64), 1, 0.0, 0.5, 0.25, 1.0, sampler=sampler)
 
 
-@target_kind("sphere_stein", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",))
+@target_kind("sphere_stein", _sphere_shape, ("target.sphere_dim",), dim_knobs=("target.sphere_dim",),
+             on_sphere=True)
 def sphere_stein(cfg) -> Target:
     """The Stein target ν ∝ exp(γ P_{k,d}(x_d)) on S^(d−1) (paper A's explicit-model pair, with
     μ = τ: `init.kind = sphere`), drawn exactly by inverse CDF of its zonal density."""
@@ -353,6 +355,9 @@ def sphere_stein(cfg) -> Target:
 def points_target(pts, cfg) -> Target:
     """A target from in-memory points (drawn on the app's canvas, uploaded)."""
     return _point_set("file", check_points(pts), cfg)
+
+
+ON_SPHERE = tuple(n for n in TARGETS.names() if TARGETS[n].on_sphere)   # as the entries declare
 
 
 def build_target(cfg, device="cpu", dtype=torch.float32) -> Target:
