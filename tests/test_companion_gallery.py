@@ -214,7 +214,8 @@ def test_reproduce_companion_cli_honours_no_figures_and_refuses_what_it_cannot_d
     out = tmp_path / "dd"
     assert main(["reproduce", "double-descent", "--quick", "--out", str(out), "--no-figures"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("double-descent: done in") and len(printed) == 3     # results.nc, summary.json
+    assert printed[0].startswith("double-descent: the error peaks at q = 50 (n = 50)") and len(printed) == 3
+    assert printed[0].endswith(" s")                                # the wall time; then results.nc, summary.json
     assert sorted(p.name for p in out.iterdir()) == ["results.nc", "summary.json"]
     assert json.loads((out / "summary.json").read_text())["figures"] == []
     for extra, field in ((["--resume"], "--resume"), (["--workers", "2"], "--workers"),

@@ -85,9 +85,10 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def done_in(summary: dict) -> str:
-    """The headline of an experiment run in this process: its name and wall time."""
-    return f"{summary['experiment']}: done in {summary['seconds']} s"
+def done_in(summary: dict, physics: str = "") -> str:
+    """The headline of an experiment run in this process: its name, the one line of physics it
+    shows, and its wall time."""
+    return f"{summary['experiment']}: {physics + '; ' if physics else ''}done in {summary['seconds']} s"
 
 
 def jsonable(v):

@@ -111,4 +111,6 @@ register(Experiment("ct-balance", (
     "(ct_particle_flow, clip 0.05). The engine WITHOUT the per-particle step clip "
     "(ct.max_step = 0) loses the balance: rho = 0.5 stalls at 4-7 modes with quality 0.8-0.85 "
     "(and rho = 1 at N = 256 may miss modes). --quick: N = 128, 800 steps, 2 seeds. "
-    "full: N = 256, 3000 steps, 3 seeds (the prototype's sizes)."), "C", run_ct_balance, done_in))
+    "full: N = 256, 3000 steps, 3 seeds (the prototype's sizes)."), "C", run_ct_balance, lambda s: done_in(s, (
+    "modes covered (of {}) at rho = {}: {}".format(s["modes"], "/".join(f"{r:g}" for r in s["rho"]),
+                                                    "/".join(f"{m:.1f}" for m in s["engine"]["modes_covered_mean"]))))))

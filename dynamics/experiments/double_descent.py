@@ -68,4 +68,6 @@ register(Experiment("double-descent", (
     "(sigma-hat = XX^T/n), median over trials, with kappa(Z^T Z) and its Marchenko-Pastur limit: "
     "the error peaks at q = n (~2000x the q = 2n value) where kappa diverges, the best "
     "overparameterised error (~2.4) lies near q = 2n, the metric learner is flat (~1.3). "
-    "--quick: 18 q values x 20 trials. full: 34 q x 200 trials."), "D", run_double_descent, done_in))
+    "--quick: 18 q values x 20 trials. full: 34 q x 200 trials."), "D", run_double_descent, lambda s: done_in(s, (
+    f"the error peaks at q = {s['peak_q']} (n = {s['n']}), the best over-parameterised q is "
+    f"{s['best_overparameterized_q']}"))))

@@ -104,4 +104,6 @@ register(Experiment("ipm-vs-kl", (
     "(Spearman ~0.9 for KL and W1); the symmetric 4-of-8 collapse shows the under-detection "
     "of a restricted class (test IPM / W1 ~ 0.1 vs ~0.7 for the contiguous 4). --quick: 22 "
     "generators, n = 500. full: 52 generators, n = 2000, 64 restarts x 200 steps; the exact "
-    "assignments dominate its run time."), "B", run_ipm_vs_kl, done_in))
+    "assignments dominate its run time."), "B", run_ipm_vs_kl, lambda s: done_in(s, (
+    f"test IPM against KL: Spearman {s['corr_test_ipm_kl']['spearman']:.2f}, against W1: "
+    f"{s['corr_test_ipm_w1']['spearman']:.2f} over {s['generators']} generators"))))
