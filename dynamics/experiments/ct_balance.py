@@ -19,9 +19,9 @@ F64 = torch.float64
 
 CT_BALANCE = {
     "quick": dict(particles=128, steps=800, seeds=2, beta=4.0, step_size=0.02, max_step=0.05,
-                  engine_lr_gen=2.56, rhos=[0.0, 0.5, 1.0], records=10, radius=0.1),
+                  engine_lr_gen=2.56, rhos=[0.0, 0.5, 1.0], records=40, radius=0.1),
     "full": dict(particles=256, steps=3000, seeds=3, beta=4.0, step_size=0.02, max_step=0.05,
-                 engine_lr_gen=5.12, rhos=[0.0, 0.5, 1.0], records=30, radius=0.1),
+                 engine_lr_gen=5.12, rhos=[0.0, 0.5, 1.0], records=100, radius=0.1),
 }
 
 
