@@ -185,7 +185,7 @@ def final_metrics(h, b: int = 0) -> dict[str, Any]:
     """The run summary of member b: the declared observables marked `summary`, in their order."""
     from dynamics.observables import OBSERVABLES, names       # here: `effgan --help` loads no torch
     out = {}
-    for k in names(when=("step", "end"), summary=True):
+    for k in (k for k in names(when=("step", "end"), summary=True) if k in h.final):   # some: point sets only
         v, kind = h.final[k][b], OBSERVABLES[k].type
         out[k] = bool(v) if kind == "bool" else (int(v) if kind in ("count", "int") else float(v))
     return out

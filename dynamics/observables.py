@@ -62,6 +62,22 @@ def center_kl(x: Tensor, target: Target) -> Tensor:
     return math.log(K) + (p * torch.log(p + 1e-8)).sum(1)
 
 
+COS_MAX = 1024                # particles the mean |cos| compares (the first ones: particles are exchangeable)
+COS_CHUNK = 2**24             # Gram entries formed at once (64 MB in float32), members chunked to fit
+
+
+def mean_abs_cos(x: Tensor) -> Tensor:
+    """(B,) the authors' second MNIST score: the mean |cos| between distinct particles (of the
+    first COS_MAX), 1 when the cloud has run far away along one direction, as in their collapse."""
+    xn = x[:, :COS_MAX] / x[:, :COS_MAX].norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    n = xn.shape[1]
+    if n < 2:
+        return x.new_zeros(x.shape[0])
+    step = max(1, COS_CHUNK // (n * n))
+    sums = [(xn[b:b + step] @ xn[b:b + step].transpose(1, 2)).abs().sum((1, 2)) for b in range(0, x.shape[0], step)]
+    return (torch.cat(sums) - n) / (n * (n - 1))                  # the diagonal's n ones left out
+
+
 def spread(x: Tensor) -> Tensor:
     """(B,) relative spread S = ⟨|x_i − X|²⟩^{1/2}: small in the collapsed phase."""
     return (x - x.mean(1, keepdim=True)).pow(2).sum(-1).mean(1).sqrt()
@@ -87,6 +103,8 @@ def cheap(x: Tensor, target: Target, x_prev: Tensor | None = None) -> dict[str, 
     out["com_distance"], out["com_mode"] = com_distance(x, target)
     if target.kind in POINT_SETS and target.centers.shape[0] <= CENTER_KL_MAX:
         out["center_kl"] = center_kl(x, target)
+    if target.kind in POINT_SETS:
+        out["mean_abs_cos"] = mean_abs_cos(x)
     if x_prev is not None:
         out["speed_collective"], out["speed_relative"] = speeds(x_prev, x)
     return out
@@ -207,7 +225,9 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in [
     O("spread_rel", "spread over the target's scale (mode spacing): small when collapsed", "step", "cloud", spread),
     O("com_distance", "distance of the centre of mass to the nearest centre", "step", "cloud", com_distance),
     O("center_kl", "the authors' MNIST collapse score: KL(cosine-nearest-point histogram ‖ uniform)", "step",
-      "cloud", center_kl, summary=False, targets=POINT_SETS),
+      "cloud", center_kl, targets=POINT_SETS),
+    O("mean_abs_cos", "the authors' second MNIST score: mean |cos| between distinct particles (1: one direction)",
+      "step", "cloud", mean_abs_cos, targets=POINT_SETS),
     O("speed_collective", "|ΔX| over the last step: the centre of mass's speed", "step", "cloud", speeds,
       summary=False, prev=True),
     O("speed_relative", "⟨|Δx_i − ΔX|²⟩^½ over the last step: the particles' speed relative to X", "step", "cloud",

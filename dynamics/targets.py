@@ -312,6 +312,16 @@ def digits(cfg) -> Target:
     return _point_set("digits", d.data / 16.0, cfg, labels=d.target, image_shape=(8, 8))
 
 
+@target_kind("mnist", lambda cfg: (min(100, cfg["target.samples"] or 100), 784), ("target.samples",),
+             dim_knobs=(), point_set=True)
+def mnist(cfg) -> Target:
+    """The first 100 MNIST training images (`dynamics.mnist`, shipped in assets/data/), 784-d,
+    scaled to [0, 1] and normalised with mean 0.1307, std 0.3081, as in the authors' MNIST
+    mode-collapse experiment: one mode per image (K = 100, or target.samples)."""
+    from . import mnist as data
+    return _point_set("mnist", data.normalised(), cfg, image_shape=data.SHAPE)
+
+
 def member_generators(key: torch.Tensor, counter: int) -> list[torch.Generator]:
     """One torch.Generator per member seeded from (key, counter): for samplers that need torch's
     own distributions; still a pure function of the state."""
