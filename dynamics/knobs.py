@@ -277,6 +277,28 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       applies=("disc.kind", ("ct",))),
     K("critic.restarts", int, 16, "neurons searched in parallel by the f1_neuron critic", (1, 4096),
       advanced=True, lab=(1, 256), applies=("disc.kind", ("f1_neuron",))),
+    # the authors' MNIST protocol (issue 15): a critic with per-layer widths, adam's options, the Sobolev AL
+    K("disc.widths", str, "64,1024,64", "hidden widths of the mlp_layers critic, comma-separated (the "
+      "authors': 64,1024,64)", applies=("disc.kind", ("mlp_layers",))),
+    K("disc.dropout", float, 0.0, "dropout rate after the second hidden layer of mlp_layers (the authors': 0.2); "
+      "masks in the critic's ascent, none in the forces", (0.0, 0.95), advanced=True,
+      applies=("disc.kind", ("mlp_layers",)), symbol=r"$p_\mathrm{drop}$"),
+    K("disc.out_bias", bool, True, "a bias on the output layer of mlp_layers (the authors': none)", advanced=True,
+      applies=("disc.kind", ("mlp_layers",))),
+    K("disc.init", str, "ntk", "initialisation of mlp_layers: ntk (W ~ N(0, 1/fan_in)) or default (PyTorch's "
+      "nn.Linear: W, b ~ U(±1/√fan_in))", choices=_reg("critics.layers", "INITS"), advanced=True,
+      applies=("disc.kind", ("mlp_layers",))),
+    K("disc.beta1", float, 0.5, "β1 of adam (β2 = 0.999; torch's default β1 is 0.9)", (0.0, 0.9999),
+      advanced=True, applies=("disc.optimizer", ("adam",)), symbol=r"$\beta_1$"),
+    K("disc.amsgrad", bool, False, "AMSGrad: adam divides by the running maximum of its second moment",
+      advanced=True, applies=("disc.optimizer", ("adam",))),
+    K("reg.alpha", float, 0.0, "α of the sobolev regulariser: the constraint gets + α·Var_q D (Fisher)",
+      (0.0, 1e6), advanced=True, applies=("reg.kind", ("sobolev",)), symbol=r"$\alpha$"),
+    K("reg.rho", float, 0.0, "ρ of the sobolev regulariser: the penalty (ρ/2)c² and the step λ += ρc after "
+      "each critic update (λ starts at reg.strength)", (0.0, 1e6), advanced=True,
+      applies=("reg.kind", ("sobolev",)), symbol=r"$\rho$"),
+    K("reg.batch_mean", bool, True, "sobolev's gradient term as the authors' code takes it, ∇ of the batch "
+      "mean: E_q‖∇D‖²/N² (false: E_q‖∇D‖²)", advanced=True, applies=("reg.kind", ("sobolev",))),
     K("loss", str, "ipm", "GAN loss", choices=_reg("objective", "LOSSES"), applies=("disc.kind", VALUED)),
     K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("objective", "REGULARISERS"),
       applies=("disc.kind", ASCENT)),
@@ -330,7 +352,23 @@ def resolve(*layers: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+WIDTHS_MAX = (8, 100_000)        # hidden layers of mlp_layers, units per layer
+
+
+def layer_widths(text: str) -> tuple[int, ...]:
+    """'64,1024,64' -> (64, 1024, 64); ConfigError on disc.widths otherwise."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not 1 <= len(widths) <= WIDTHS_MAX[0] or not all(1 <= w <= WIDTHS_MAX[1] for w in widths):
+        raise ConfigError(f"disc.widths: {show(text)!r} is not allowed; allowed 1 to {WIDTHS_MAX[0]} comma-separated "
+                          f"integers in [1, {WIDTHS_MAX[1]}], e.g. 64,1024,64")
+    return widths
+
+
 def _check_together(cfg: dict[str, Any]) -> None:
+    layer_widths(cfg["disc.widths"])
     if cfg["target.kind"] == "file" and not cfg["target.file"]:
         raise ConfigError("target.file: required when target.kind = file; allowed a path to a .csv or .npy file")
     if cfg["target.kind"] == "grid":

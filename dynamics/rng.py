@@ -29,6 +29,7 @@ STREAMS: dict[str, int] = {
     "sample": 11,        # a target's real points: mode index and Gaussian noise (targets.Target.sample)
     "generators": 13,    # seeds of per-member torch.Generators, for samplers that need torch's distributions
     "mix": 21,           # wgan_gp's interpolation weights between real and fake points (engine)
+    "dropout": 23,       # mlp_layers' dropout masks of critic update k of step t, at its batch's counter
 }
 
 

@@ -148,8 +148,8 @@ def test_every_critic_fills_the_contract_as_its_registry_entry_declares():
     for kind in CRITICS:
         critic = CRITICS[kind](resolve({"disc.kind": kind}))
         assert (critic.value is not None) == CRITICS[kind].valued == (critic.value_and_grad is not None), kind
-    assert list(knobs.ASCENT) == kinds_with("ascent") == ["mlp", "linear"]
-    assert list(knobs.VALUED) == kinds_with("valued") == ["mlp", "linear", "f1_neuron", "f2_features"]
+    assert list(knobs.ASCENT) == kinds_with("ascent") == ["mlp", "linear", "mlp_layers"]
+    assert list(knobs.VALUED) == kinds_with("valued") == ["mlp", "linear", "f1_neuron", "f2_features", "mlp_layers"]
 
 
 def test_a_new_critic_is_one_registry_entry(monkeypatch):

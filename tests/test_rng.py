@@ -81,6 +81,8 @@ def test_every_draw_at_run_time_uses_a_declared_stream_and_range(recorded):
     meters.fresh_batch(sim, s, 4, meters.NULL_COUNTER)
     sphere = build(resolve({"target.kind": "sphere_pair", "init.kind": "pair", "particles": 8, "disc.width": 4}))
     sphere.step(sphere.init())
+    dropout = build(resolve({"disc.kind": "mlp_layers", "disc.widths": "4,4", "disc.dropout": 0.5, "particles": 8}))
+    dropout.step(dropout.init())
     ranges = set()
     for counter, stream in recorded:
         where = _where(counter)
@@ -95,6 +97,6 @@ def test_the_table_keeps_the_draws_bitwise_the_same():
     of each range, recorded before the table existed."""
     key = rng.member_keys([1])
     got = [int(rng.bits(key, c.start, s, 1)[0, 0]) for c in rng.COUNTERS.values() for s in rng.STREAMS.values()]
-    ref = [int(rng.bits(key, start, s, 1)[0, 0]) for start in (0, 2**40, 2**41, 2**43, 2**44) for s in (11, 13, 21)]
+    ref = [int(rng.bits(key, start, s, 1)[0, 0]) for start in (0, 2**40, 2**41, 2**43, 2**44) for s in (11, 13, 21, 23)]
     assert got == ref
     assert torch.equal(rng.uniform(key, 5, rng.STREAMS["mix"], (3,)), rng.uniform(key, 5, 21, (3,)))

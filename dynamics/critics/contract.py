@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ..objective import LOSSES, OPTIMIZERS, REGULARISERS, Batch, Loss, Params
+from ..objective import DUAL, LOSSES, OPTIMIZERS, REGULARISERS, Batch, Loss, Params
 from ..registry import Registry
 
 Tensor = torch.Tensor
@@ -88,15 +88,25 @@ class Ascent:
 def by_ascent(cfg: dict, parts: Ascent) -> Critic:
     """The Critic of a gradient-ascent critic: its gradient of the cfg's objective J, climbed by
     the cfg's optimiser (lr.disc, weight decay), and the force of its value under the loss."""
-    loss, reg, opt = LOSSES[cfg["loss"]], REGULARISERS[cfg["reg.kind"]], OPTIMIZERS[cfg["disc.optimizer"]]
+    loss, reg = LOSSES[cfg["loss"]], REGULARISERS[cfg["reg.kind"]].for_config(cfg)
+    opt = OPTIMIZERS[cfg["disc.optimizer"]].for_config(cfg)
+    dual = reg.where == "al"            # the augmented Lagrangian's Δλ rides along as a critic parameter
 
     def init(gens, d, dtype, device):
         params = parts.init(gens, d, dtype, device)
-        return params, opt.init(params)
+        state = opt.init(params)
+        if dual:
+            params = {**params, DUAL: torch.zeros(len(gens), dtype=dtype, device=device)}
+        return params, state
 
     def update(params, state, batch: Batch, hyper):
         grads, J = parts.gradient(params, batch, hyper, loss, reg)
-        params, state = opt.step(params, grads, state, hyper["lr.disc"], hyper["disc.weight_decay"])
+        lam = params.get(DUAL)
+        dJ_dlam = grads.pop(DUAL, None)
+        params, state = opt.step({k: v for k, v in params.items() if k != DUAL}, grads, state,
+                                 hyper["lr.disc"], hyper["disc.weight_decay"])
+        if dual:                        # λ += ρ c, c = −∂J/∂λ at the parameters before the step, as theirs
+            params = {**params, DUAL: lam - reg.rho * dJ_dlam}
         return params, state, J
 
     return Critic(init, update, value_force(loss, parts.value_and_grad), parts.value, parts.value_and_grad)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..objective import Batch, Loss, Params, Regulariser, data_objective, point_weights, points
+from ..objective import Batch, Loss, Params, Regulariser, closed_or_autograd, data_objective, point_weights, points
 from .contract import Ascent, by_ascent, register
 
 Tensor = torch.Tensor
@@ -34,7 +34,8 @@ def _init(gens, d, dtype, device) -> Params:
 
 
 def parts(cfg) -> Ascent:
-    return Ascent(_init, _value, lambda p, x: (_value(p, x), p["psi"].unsqueeze(1).expand_as(x)), _ascent)
+    return Ascent(_init, _value, lambda p, x: (_value(p, x), p["psi"].unsqueeze(1).expand_as(x)),
+                  closed_or_autograd(_ascent, _value))
 
 
 def _memory(cfg, s):

@@ -14,7 +14,7 @@ import torch
 from .. import rng
 from ..activations import ACTIVATIONS
 from ..objective import (Batch, Loss, Params, Regulariser, autograd_ascent, autograd_value_and_grad,
-                         data_objective, point_weights, points)
+                         closed_or_autograd, data_objective, point_weights, points)
 from .contract import Ascent, by_ascent, register
 
 Tensor = torch.Tensor
@@ -159,7 +159,7 @@ def parts(cfg) -> Ascent:
     if depth == 1:
         compiled = cfg["compile"]
         return Ascent(_mlp_init(width, 1), value, _mlp1_value_and_grad(act.derivs, compiled),
-                      _mlp1_ascent(act.derivs, act.curved, compiled))
+                      closed_or_autograd(_mlp1_ascent(act.derivs, act.curved, compiled), value))
     return Ascent(_mlp_init(width, depth), value,
                   lambda p, x: autograd_value_and_grad(value, p, x),
                   lambda p, batch, hyper, loss, reg: autograd_ascent(value, p, batch, hyper, loss, reg))
