@@ -15,7 +15,7 @@ Conventions (also in README):
   * `sobolev` is the augmented-Lagrangian Sobolev/Fisher IPM of Mroueh et al.'s descent code,
         J = data − λ c − (ρ/2) c²,   c = E_q‖∇_x f‖²·s + α Var_q f − 1,   λ = γ + Δλ,
     with γ = reg.strength (their λ0), s = 1/N² (their ∇ of the batch mean) or 1, and the dual
-    step Δλ += ρ c after every critic update (`DUAL`, a critic parameter climbed by `by_ascent`).
+    step Δλ += ρ c after every critic update (`DUAL`, a critic parameter `by_ascent` steps).
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ REGULARISERS.add("r1", Regulariser("real", _half, _dhalf))
 REGULARISERS.add("r2", Regulariser("fake", _half, _dhalf))
 REGULARISERS.add("wgan_gp", Regulariser(
     "mix", lambda q: (torch.sqrt(q + 1e-12) - 1) ** 2, lambda q: 1 - 1 / torch.sqrt(q + 1e-12)))
-REGULARISERS.add("sobolev", Regulariser("al", lambda q: q, torch.ones_like))
+REGULARISERS.add("sobolev", Regulariser("al", lambda q: q, torch.ones_like))   # r = q: its ‖∇D‖² term
 DUAL = "al_dlambda"          # the critic parameter Δλ (B,) of the augmented Lagrangian: λ = γ + Δλ
 
 
