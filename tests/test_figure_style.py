@@ -290,3 +290,32 @@ def test_lab_view_exports_png_svg_pdf_two_columns_wide_with_truetype_fonts(tmp_p
     assert pdf[:5] == b"%PDF-" and b"/FontFile2" in pdf and b"/Type3" not in pdf
     svg = export.view_bytes(v, cfg, 8, "svg").decode()
     assert "<text" in svg and "Kernel spectrum" in svg
+
+
+def test_lab_view_draws_every_recorded_row_in_the_lab_colours():
+    """The export's series are the run as recorded (every frame the worker made), not only the
+    frames the page found time to draw (a busy event loop left a sparse patch), and each line has
+    the colour it has on the page."""
+    from matplotlib.colors import to_hex
+
+    from app.lab import export
+    from app.lab.recorder import Recorder
+    from app.lab.views import SERIES
+    v, cfg = _view("ring8", steps=4)                                   # the page drew 4 frames
+    rec = Recorder()
+    rec.start(cfg)
+    for t in range(1, 41):                                             # the worker recorded 40
+        rec.add_row(t, {"coverage": t / 40, "mode_entropy": 0.5, "spread_rel": 1.0, "loss_d": 0.1, "loss_g": 0.2,
+                        "speed_collective": 1.0, "speed_relative": 0.5})
+    fig = export.view_figure(v, cfg, 40, rec)
+    ax = next(a for a in fig.axes if a.get_title() == "Mode coverage")
+    line = next(l for l in ax.get_lines() if l.get_label() == "coverage (fraction of modes)")
+    assert len(line.get_xdata()) == 40 and line.get_ydata()[-1] == 1.0
+    colours = {legend: colour for lines in SERIES.values() for _, legend, colour in lines}
+    for a in fig.axes:
+        for l in a.get_lines():
+            if l.get_label() in colours:
+                assert to_hex(l.get_color()) == colours[l.get_label()]
+    page_only = export.view_figure(v, cfg, 4)                         # no recorder: the page's own rows
+    ax = next(a for a in page_only.axes if a.get_title() == "Mode coverage")
+    assert len(ax.get_lines()[0].get_xdata()) == 4

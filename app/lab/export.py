@@ -161,14 +161,26 @@ def _spectrum(ax, v: Views) -> None:
     ax.set_ylim(v.spectrum_fig.y_range.start, v.spectrum_fig.y_range.end)
 
 
-def _shown_series(v: Views) -> list[tuple[str, dict, list]]:
+def _recorded(record: Recorder | None, data: dict) -> dict:
+    """The engine series as the run recorded them (one row per frame the worker made), else the
+    page's columns: the page keeps only the frames it drew, so a busy moment (an export on
+    the event loop) would leave a sparse patch in the figure."""
+    try:
+        h = record.history()
+    except (AttributeError, ValueError):         # no recorder, or nothing recorded yet
+        return data
+    return {"t": h.steps.astype(float), **{k: v[0] for k, v in h.series.items()}}
+
+
+def _shown_series(v: Views, record: Recorder | None = None) -> list[tuple[str, dict, list]]:
     """(title, columns, lines) of each time series the page shows now and has data for."""
     out = []
+    data = _recorded(record, v.series.data)
     for name, lines in SERIES.items():
         if name == "modes" and v.distances:
-            out.append((DISTANCES_TITLE, v.series.data, DISTANCES))
+            out.append((DISTANCES_TITLE, data, DISTANCES))
         else:
-            out.append((TITLES[name], v.series.data, lines))
+            out.append((TITLES[name], data, lines))
     out += [(METER_TITLES[n], v.meter_series.data, lines) for n, lines in METER_SERIES.items()
             if v.meter_figs[n].visible]
     return [(t, d, lines) for t, d, lines in out if len(d["t"]) and any(np.isfinite(np.asarray(d[k], float)).any()
@@ -184,13 +196,13 @@ def _legend_below(ax, ncol: int = 1) -> None:
                   borderaxespad=0)
 
 
-def view_figure(v: Views, cfg: dict, step: int):
+def view_figure(v: Views, cfg: dict, step: int, record: Recorder | None = None):
     """The page's view as one matplotlib Figure, two columns wide: particles over the field,
     the sample images (a point-set target shown as images), the spectrum, the time series the
     page shows, and a caption line with the knob values and the seed."""
     from matplotlib.figure import Figure           # no pyplot: no global state, safe off the main thread
     style.apply()
-    series = _shown_series(v)
+    series = _shown_series(v, record)
     images = v.images_fig.visible
     cols = max(min(len(series), 4), 1)
     rows = -(-len(series) // cols)
@@ -212,9 +224,9 @@ def view_figure(v: Views, cfg: dict, step: int):
         for i, (title, data, lines) in enumerate(series):
             a = fig.add_subplot(grid[divmod(i, cols)])
             t = np.asarray(data["t"], float)
-            for j, (key, legend, _) in enumerate(lines):
+            for key, legend, colour in lines:          # the page's colours: the export matches the lab
                 if key in data:
-                    a.plot(t, np.asarray(data[key], float), color=style.CYCLE[j % len(style.CYCLE)], label=legend)
+                    a.plot(t, np.asarray(data[key], float), color=colour, label=legend)
             a.set(xlabel="step")
             a.set_title("\n".join(textwrap.wrap(title, 26)))
             _legend_below(a)
@@ -225,12 +237,12 @@ def view_figure(v: Views, cfg: dict, step: int):
     return fig
 
 
-def view_bytes(v: Views, cfg: dict, step: int, fmt: str = "png") -> bytes:
+def view_bytes(v: Views, cfg: dict, step: int, fmt: str = "png", record: Recorder | None = None) -> bytes:
     """`view_figure` as PNG (300 dpi) / SVG / PDF bytes, two columns wide, the caption in its
     metadata."""
     if fmt not in VIEW_FORMATS:
         raise ValueError(f"format: {fmt!r} is not allowed; allowed {', '.join(VIEW_FORMATS)}")
-    fig = view_figure(v, cfg, step)
+    fig = view_figure(v, cfg, step, record)
     buf = io.BytesIO()
     # laid out at the column's width already: saved whole, so it is exactly that wide
     style.write(fig, buf, fmt, meta=style.metadata(fmt, "effgan lab view", caption(cfg, step)))

@@ -176,7 +176,7 @@ def share(lab: Lab, views: Views):
     w = lab.worker
     nc = downloader(lambda: export.netcdf_bytes(w.record, str(w.device)), "effgan_run.nc", "Download run (netCDF)")
     # "this view" as a paper prints it: what the page shows now, drawn in the figure style
-    shots = [downloader(lambda fmt=fmt: export.view_bytes(views, w.record.cfg or lab.config(), lab.t, fmt),
+    shots = [downloader(lambda fmt=fmt: export.view_bytes(views, w.record.cfg or lab.config(), lab.t, fmt, w.record),
                         f"effgan_view.{fmt}", f"Download this view ({fmt.upper()})") for fmt in export.VIEW_FORMATS]
     gif = downloader(lambda: export.gif_bytes(*w.record.snapshots(), w.scene), "effgan_trajectory.gif",
                      "Export trajectory (GIF)")
