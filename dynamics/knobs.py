@@ -181,16 +181,15 @@ def _reg(module: str, attr: str) -> Callable[[], list[str]]:
     return get
 
 
-class _Critics(Sequence):
-    """The names of the critics (`dynamics.critics`) that declare `fact`, read on first use
-    like `_reg`: a sequence of names that can stand where a tuple of critic names goes."""
+class _Lazy(Sequence):
+    """Names read from a registry on first use, like `_reg`: a sequence that can stand where a
+    tuple of choice names goes (in `applies`)."""
 
-    def __init__(self, fact: str):
-        self.fact = fact
+    def __init__(self, names: Callable[[], list[str]]):
+        self._get = names
 
     def _names(self) -> list[str]:
-        import importlib
-        return importlib.import_module("dynamics.critics").kinds_with(self.fact)
+        return list(self._get())
 
     def __getitem__(self, i):
         return self._names()[i]
@@ -205,8 +204,22 @@ class _Critics(Sequence):
 K = Knob
 GEOMETRIC = ("ring", "grid", "point", "two_modes")     # targets built from target.radius / .dim
 RELU_NETS = ("relu_ntk", "network")
-ASCENT = _Critics("ascent")     # critics trained by gradient ascent: the others bring their own update
-VALUED = _Critics("valued")     # critics whose value D(x) the loss turns into forces
+def _critics_with(fact: str) -> Callable[[], list[str]]:
+    def get():
+        import importlib
+        return importlib.import_module("dynamics.critics").kinds_with(fact)
+    return get
+
+
+def _penalties() -> list[str]:
+    import importlib
+    regs = importlib.import_module("dynamics.objective").REGULARISERS
+    return [n for n in regs.names() if regs[n].where != "none"]
+
+
+ASCENT = _Lazy(_critics_with("ascent"))   # critics trained by gradient ascent: the others bring their own update
+VALUED = _Lazy(_critics_with("valued"))   # critics whose value D(x) the loss turns into forces
+PENALTIES = _Lazy(_penalties)             # regularisers that penalise something (reg.strength matters)
 KNOBS: dict[str, Knob] = {k.name: k for k in [
     # particles and data
     K("particles", int, 64, "N, number of generator particles x_i", (1, 10_000_000),
@@ -303,7 +316,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("reg.kind", str, "gp0", "discriminator regulariser", choices=_reg("objective", "REGULARISERS"),
       applies=("disc.kind", ASCENT)),
     K("reg.strength", float, 0.2, "γ: the objective gets −(γ/2)·E‖∇D‖² (wgan_gp: −γ·E(‖∇D‖−1)²)",
-      (0.0, 1e4), role="hyper", log=True, label="regulariser γ", applies=("disc.kind", ASCENT), symbol=r"$\gamma$"),
+      (0.0, 1e4), role="hyper", log=True, label="regulariser γ", applies=("reg.kind", PENALTIES), symbol=r"$\gamma$"),
     K("lr.disc", float, 0.01, "η_D, discriminator learning rate", (0.0, 100.0), role="hyper", log=True,
       label="η_D (lr.disc)", applies=("disc.kind", ASCENT), symbol=r"$\eta_D$"),
     K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j", (0.0, 1e4),
@@ -397,15 +410,27 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, knob(key).coerce(value.strip())
 
 
+def inapplicable(key: str, values: dict[str, Any]) -> tuple[str, Sequence[str]] | None:
+    """The first condition along `key`'s chain of `applies` that `values` breaks, as (knob, the
+    values it needs), or None when the knob matters (reg.strength needs a penalty, which needs a
+    critic trained by ascent)."""
+    seen = set()
+    while KNOBS[key].applies is not None and key not in seen:
+        seen.add(key)
+        other, allowed = KNOBS[key].applies
+        if values[other] not in allowed:
+            return other, allowed
+        key = other
+    return None
+
+
 def check_applies(cfg: dict[str, Any], given: dict[str, Any], where: str) -> None:
     """ConfigError for a key the user gave (`where`: --set, --config) that has no effect in the
-    resolved cfg by its knob's `applies` (target.file without target.kind = file), unless it
-    holds the default (a full config saved from a run lists every key)."""
+    resolved cfg by its knob's `applies` chain (target.file without target.kind = file), unless
+    it holds the default (a full config saved from a run lists every key)."""
     for key in given:
-        k = KNOBS[key]
-        if k.applies is None or cfg[key] == k.default:
+        if cfg[key] == KNOBS[key].default or (broken := inapplicable(key, cfg)) is None:
             continue
-        other, values = k.applies
-        if cfg[other] not in values:
-            raise ConfigError(f"{where} {key}: has no effect with {other} = {cfg[other]}; allowed only with "
-                              f"{other} = {' or '.join(values)}")
+        other, values = broken
+        raise ConfigError(f"{where} {key}: has no effect with {other} = {cfg[other]}; allowed only with "
+                          f"{other} = {' or '.join(values)}")

@@ -97,16 +97,38 @@ def test_applies_names_real_knobs_and_choices():
     assert {"ct.rho", "ct.max_step", "kernel.ratio", "disc.width", "critic.restarts"} <= {k.name for k in declared}
     for k in declared:
         key, values = k.applies
-        assert key in KNOBS and key != k.name and KNOBS[key].applies is None, k.name
+        assert key in KNOBS and key != k.name, k.name
         assert values and set(values) <= set(KNOBS[key].allowed()), k.name
+        chain = [k.name]                            # a chain (disc.beta1 -> disc.optimizer -> disc.kind) ends
+        while KNOBS[chain[-1]].applies is not None:
+            chain.append(KNOBS[chain[-1]].applies[0])
+            assert len(chain) == len(set(chain)), chain
     assert knobui.APPLIES["ct.max_step"] == ("disc.kind", {"ct"})
     assert knobui.group(KNOBS["ct.rho"]) == knobui.group(KNOBS["critic.restarts"]) == "Discriminator"
+
+
+def test_a_knob_matters_only_when_its_whole_chain_holds():
+    """reg.strength needs a penalty (not reg.kind = none) and a critic trained by ascent: the
+    first broken link is named, by the lab (which hides the slider) and by --set."""
+    from dynamics.knobs import check_applies, inapplicable, resolve
+    cfg = resolve({})
+    assert inapplicable("reg.strength", cfg) is None
+    assert inapplicable("reg.strength", {**cfg, "reg.kind": "none"})[0] == "reg.kind"
+    assert inapplicable("reg.strength", {**cfg, "disc.kind": "ct"})[0] == "disc.kind"
+    assert inapplicable("disc.beta1", {**cfg, "disc.optimizer": "adam", "disc.kind": "ct"})[0] == "disc.kind"
+    with pytest.raises(ConfigError, match=r"^--set reg.strength: has no effect with reg.kind = none; allowed only"):
+        given = {"reg.kind": "none", "reg.strength": 1.0}
+        check_applies(resolve(given), given, "--set")
 
 
 def _changed(k):
     """A valid value of knob k other than its default."""
     if k.allowed() is not None:
         return next(v for v in k.allowed() if v != k.default)
+    if k.kind is bool:
+        return not k.default
+    if k.kind is str:                                  # a free-form string knob: one valid example
+        return {"disc.widths": "16,32,16"}[k.name]
     lo, hi = k.bounds
     v = k.default + 1 if k.kind is int else (k.default * 2 if k.default else 0.5)
     return min(v, hi)
@@ -133,8 +155,10 @@ def test_a_knob_changes_the_run_exactly_where_it_applies(name):
     k = KNOBS[name]
     key, values = k.applies
     extra = {"ct.max_step": 0.01} if name == "ct.max_step" else {}     # its default 0 is the off switch
+    # the output bias c has ∂J/∂c = 0 under the ipm loss (E_p c − E_q c): it shows under ns
+    context = {"disc.out_bias": {"loss": "ns"}}.get(name, {})
     for choice in _buildable(key):
-        base = {key: choice}
+        base = {**context, key: choice}
         a = _trajectory(base)
         b = _trajectory({**base, name: extra.get(name, _changed(k))})
         same = a.shape == b.shape and torch.equal(a, b)

@@ -17,7 +17,7 @@ import panel as pn
 from bokeh.models import CustomJS, Div
 
 from dynamics import presets
-from dynamics.knobs import KNOBS, one_line
+from dynamics.knobs import KNOBS, inapplicable, one_line
 
 from . import export, knobui, texts
 from .state import ATTR, Lab
@@ -86,9 +86,9 @@ def knob_cards(lab: Lab):
         groups.setdefault(knobui.group(k), []).append(widgets[k.name])
 
     def refresh(*_):
-        for k in knobui.SHOWN:
-            rule = knobui.APPLIES.get(k.name)
-            applies = rule is None or getattr(lab, ATTR[rule[0]]) in rule[1]
+        values = {**{k: v.default for k, v in KNOBS.items()}, **lab.knob_values()}
+        for k in knobui.SHOWN:                     # the whole chain: reg.strength needs a penalty and an ascent critic
+            applies = k.name not in knobui.APPLIES or inapplicable(k.name, values) is None
             widgets[k.name].visible = applies and not (lab.teach and k.advanced)
 
     lab.param.watch(refresh, ["teach"] + sorted({ATTR[r[0]] for r in knobui.APPLIES.values()}))
