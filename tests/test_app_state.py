@@ -16,7 +16,7 @@ pytest.importorskip("panel")
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS  # noqa: E402
 from app.lab import export, frames, knobui, views  # noqa: E402
-from app.lab.state import ATTR, Lab  # noqa: E402
+from app.lab.state import ATTR, KEY, Lab  # noqa: E402
 from dynamics.knobs import ConfigError  # noqa: E402
 from dynamics.targets import load_points, parse_csv  # noqa: E402
 from app.lab.worker import LIVE, Worker  # noqa: E402
@@ -159,9 +159,71 @@ def test_structural_knob_rebuilds_and_says_so(lab):
     lab.param.update(particles=48, disc_activation="tanh")
     wait_until(lambda: lab.worker.cfg["particles"] == 48)
     assert lab.worker.cfg["disc.activation"] == "tanh"
-    assert lab.message.startswith("reset:") and lab.message_kind == "warning"
+    assert lab.message.startswith("restarts: particles changed") and lab.message_kind == "warning"
     f = frame_of(lab, lambda f: f.epoch > before)
-    assert f.xy.shape == (48, 2)
+    assert f.xy.shape == (48, 2) and f.t < 20
+
+
+def _flat(tree, pre=""):
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{pre}{k}.") if isinstance(v, dict) else {pre + k: v.clone()})
+    return out
+
+
+def _paused(lab, steps=30):
+    """Let the run take `steps` steps, pause it and return a copy of its state's parts."""
+    wait_until(lambda: lab.worker.steps_done > steps)
+    lab.running = False
+    wait_until(lambda: steady(lab.worker))
+    s = lab.worker._state
+    return s.x.clone(), _flat(s.disc), _flat(s.opt), s.t
+
+
+@pytest.mark.parametrize("attr, value", [("disc_activation", "sigmoid"), ("loss", "ns"), ("reg_kind", "wgan_gp")])
+def test_a_critic_swap_keeps_particles_weights_and_step(lab, attr, value):
+    x, disc, opt, t = _paused(lab)
+    epoch = lab.worker._epoch
+    setattr(lab, attr, value)
+    wait_until(lambda: lab.worker.cfg[KEY[attr]] == value)
+    lab.take_frame()
+    s = lab.worker._state
+    assert torch.equal(s.x, x) and s.t == t                                   # bitwise the same particles
+    assert _flat(s.disc).keys() == disc.keys() and all(torch.equal(_flat(s.disc)[k], disc[k]) for k in disc)
+    assert all(torch.equal(_flat(s.opt)[k], opt[k]) for k in opt)
+    assert lab.message.startswith("kept the run") and lab.t == t
+    assert lab.worker.marks == (epoch, (t,)) and lab.worker.record.knob_history()[1][-1][:2] == \
+        (t, KEY[attr])
+    lab.step_once()
+    f = frame_of(lab, lambda f: f.t == t + 1)                                 # t goes on, same series
+    assert f.epoch == epoch and not np.array_equal(f.xy, x[0].numpy())
+
+
+def test_a_kernel_change_keeps_the_particles(lab):
+    x, disc, _, t = _paused(lab)
+    lab.kernel_kind = "rbf"
+    wait_until(lambda: lab.worker.cfg["kernel.kind"] == "rbf")
+    s = lab.worker._state
+    assert torch.equal(s.x, x) and s.t == t and "z" in s.kernel
+    assert all(torch.equal(_flat(s.disc)[k], disc[k]) for k in disc)
+    lab.step_once()
+    wait_until(lambda: lab.worker._state.t == t + 1)
+
+
+def test_a_kernel_that_makes_its_own_particles_restarts_and_says_why(lab):
+    _paused(lab)
+    lab.param.update(kernel_kind="network", kernel_net_width=64)
+    wait_until(lambda: (lab.take_frame(), "makes its own" in lab.message)[1])
+    assert lab.worker.cfg["kernel.kind"] == "network" and lab.worker._state.t == 0 and lab.t == 0
+    assert lab.message.startswith("restarts: the network kernel makes its own particles")
+
+
+def test_a_particle_count_change_restarts_with_a_message(lab):
+    _paused(lab)
+    lab.particles = 40
+    assert lab.message.startswith("restarts: particles changed")
+    wait_until(lambda: lab.worker.cfg["particles"] == 40)
+    assert lab.worker._state.t == 0 and lab.worker.marks[1] == ()
 
 
 def test_a_rejected_combination_is_reverted_and_the_run_goes_on(lab):

@@ -291,6 +291,7 @@ def _page(lab: Lab):
                 if f.scene.build != views.scene_build:
                     show_meters(f.scene.meters)
                 views.update(f)
+                views.set_marks(*lab.worker.marks)
             now = time.monotonic()
             if now - last_flush[0] >= SLOW_MS / 1000:      # the slow parts, a few times a second
                 last_flush[0] = now

@@ -2,9 +2,11 @@
 
 It holds every knob (generated from `dynamics.knobs`), the preset, the transport and the
 teach mode, and owns the session's `Worker`. It routes each knob change: live knobs (role
-'hyper') go to `Simulation.set_hyper` without a reset; structural ones rebuild the
-simulation from the current knobs. `message` says which ("applied live: ..." or "reset:
-..."), or what was wrong; a rejected change is reverted and the run goes on untouched.
+'hyper') go to `Simulation.set_hyper` without a reset; the structural ones of `KEEPS` (the
+critic's activation, the loss, the penalty kind, the kernel) rebuild the simulation and go on
+from the running state (`worker.carry`: same particles, critic weights, step); the others
+rebuild and restart. `message` says which ("applied live: ...", "kept the run: ..." or
+"restarts: ..."), or what was wrong; a rejected change is reverted and the run goes on untouched.
 No Panel here: the page (`app.lab.page`) builds widgets and views around it, and tests drive
 it headless.
 """
@@ -32,6 +34,13 @@ MAX_POINTS = 20_000          # drawn or uploaded target points
 SESSION_BYTES = 256 << 20    # estimated peak memory of one session's simulation (`dynamics.budget`)
 log = logging.getLogger(__name__)
 TEACH = Knob("teach", bool, True, "teach mode")      # parses the URL's teach=... like any knob
+# structural knobs whose change goes on from the running state (the shapes stay: `worker.carry`)
+KEEPS = {"disc.activation", "loss", "reg.kind", "disc.steps", "update", "real", "compile",
+         "kernel.kind", "kernel.latent_dim", "kernel.depth", "kernel.bias", "kernel.net_width"}
+# why the other structural knobs restart the run (a knob not named here: "KEY changed")
+RESTARTS = {"particles": "particles changed", "target.dim": "the dimension changed", "seed": "the seed changed",
+            "disc.kind": "the critic changed", "disc.width": "the critic's shape changed",
+            "disc.depth": "the critic's shape changed", "dtype": "the precision changed"}
 
 Knobs = param.parameterized_class("Knobs", knobui.parameters())
 
@@ -165,13 +174,19 @@ class Lab(Knobs):
             self._set_quietly(**{e.name: e.old for e in events})
             self._say(f"{e} (kept the running simulation)", "danger")
             return
-        self._load(builder)
-        self._say(f"reset: {said} changes the structure, so the run restarted", "warning")
+        restart = [k for k in changes if KNOBS[k].role != "hyper" and k not in KEEPS]
+        if restart:
+            self._load(builder)
+            self._say(f"restarts: {restart_reason(restart[0])} ({said}); the run starts again", "warning")
+            return
+        self._load(builder, keep=True)
+        self._say(f"kept the run: {said} applied at step {self.t:,}, particles and critic weights kept "
+                  "(Reset restarts with it)", "success")
 
-    def _load(self, builder) -> None:
-        self._ticket = self.worker.load(builder)
+    def _load(self, builder, keep: bool = False) -> None:
+        self._ticket = self.worker.load(builder, keep)
         self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
-        self.param.update(t=0, diverged="", building=True)
+        self.param.update(**({} if keep else {"t": 0, "diverged": ""}), building=True)
 
     def _check_load(self) -> None:
         """On the event loop: note a finished load; a failed one reverts the knobs to the
@@ -184,6 +199,11 @@ class Lab(Knobs):
             self._good = self._asked[max(done)]          # what the worker runs now
             for t in done:
                 del self._asked[t]
+        restarted = w.restarted
+        if restarted is not None and restarted[0] == self._ticket and restarted[0] <= w.loaded:
+            w.restarted = None
+            self.param.update(t=0, diverged="")
+            self._say(f"restarts: {restarted[1]}, so the change could not keep the run; it starts again", "warning")
         failed, w.failed = w.failed, None
         if failed is None or failed[0] != self._ticket:
             return
@@ -370,6 +390,14 @@ class Lab(Knobs):
         if errors:
             self._say("ignored in the link: " + "; ".join(errors), "danger")
         return errors
+
+
+def restart_reason(key: str) -> str:
+    if key in RESTARTS:
+        return RESTARTS[key]
+    if key.startswith("target."):
+        return "the target changed"
+    return "the starting cloud changed" if key.startswith("init.") else f"{key} changed"
 
 
 def _text(v: Any) -> str:
