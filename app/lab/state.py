@@ -24,7 +24,7 @@ from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve, show
 from dynamics.targets import check_points, load_points, points_target
 
-from . import knobui, linkdata
+from . import knobui, lessons, linkdata
 from .frames import Frame
 from .worker import Worker
 
@@ -63,6 +63,8 @@ class Lab(Knobs):
     message_kind = param.Selector(objects=["info", "success", "warning", "danger"], default="info")
     diverged = param.String(default="", doc="non-empty while the run has diverged")
     building = param.Boolean(default=False, doc="a simulation is being built (off the event loop)")
+    lesson = param.String(default="", doc="the guided lesson being followed ('' none: `app.lab.lessons`)")
+    lesson_step = param.Integer(default=0, bounds=(0, None), doc="its step, from 1 (0: no lesson)")
 
     def __init__(self, fps: float = 30.0, **params):
         super().__init__(**{k: v for k, v in params.items() if k not in KEY})
@@ -242,6 +244,44 @@ class Lab(Knobs):
     def _on_arrows(self) -> None:
         self.worker.arrows = self.arrows
 
+    # ------------------------------------------------------------ lessons
+    def open_lesson(self, name: str, step: Any = 1) -> bool:
+        """Set the knobs of a lesson's step (its preset, then its knobs) and restart; a bad name
+        or step is a one-line message and the run goes on."""
+        try:
+            st = lessons.step_of(name, step)
+            values = self._lesson_values(st)
+            builder = self._builder(self._config_of(values)) if self._started else None
+        except ConfigError as e:
+            self._say(f"{e} (kept the running simulation)", "danger")
+            return False
+        self.custom = None
+        self._set_quietly(**values, lesson=name, lesson_step=int(step))
+        if builder is not None:
+            self._load(builder)
+        n = len(lessons.get(name).steps)
+        self._say(f"lesson {lessons.get(name).title}: step {int(step)} of {n} set its knobs and restarted", "info")
+        return True
+
+    def lesson_move(self, by: int) -> bool:
+        """Next (+1) or back (−1) within the lesson; False at either end."""
+        if not self.lesson or not 1 <= self.lesson_step + by <= len(lessons.get(self.lesson).steps):
+            return False
+        return self.open_lesson(self.lesson, self.lesson_step + by)
+
+    def close_lesson(self) -> None:
+        self.param.update(lesson="", lesson_step=0)
+        self._say("lesson closed; the knobs stay as they are", "info")
+
+    def _lesson_values(self, st: "lessons.Step") -> dict[str, Any]:
+        values = {"preset": st.preset, **self._preset_values(st.preset)}
+        for k, v in st.knobs.items():
+            values[ATTR[k]] = knobui.coerce(KNOBS[k], v)
+        return values
+
+    def _config_of(self, values: dict[str, Any]) -> dict[str, Any]:
+        return resolve({**self.knob_values(), **{KEY[a]: v for a, v in values.items() if a in KEY}})
+
     # ------------------------------------------------------------ transport
     def step_once(self) -> None:
         """Pause and take exactly one step."""
@@ -318,6 +358,8 @@ class Lab(Knobs):
             q["teach"] = _fmt(self.teach)
         if self.speed != self.param.speed.default:
             q["speed"] = str(self.speed)
+        if self.lesson:
+            q.update(lesson=self.lesson, step=str(self.lesson_step))
         points = self._link_points()
         if points:
             q[linkdata.KEY] = points
@@ -353,6 +395,12 @@ class Lab(Knobs):
             else:
                 errors.append(f"preset: unknown preset {q['preset']!r}; allowed {', '.join(presets.names())}")
         values.update(self._preset_values(values.get("preset", self.preset)))
+        if "lesson" in q or "step" in q:
+            try:
+                st = lessons.step_of(q.get("lesson", ""), q.get("step", "1"))
+                values.update(self._lesson_values(st), lesson=q["lesson"], lesson_step=int(q.get("step", "1")))
+            except ConfigError as e:
+                errors.append(str(e))
         for k, v in q.items():
             try:
                 if k in ATTR:
@@ -363,9 +411,9 @@ class Lab(Knobs):
                     values["speed"] = _check_speed(v)
                 elif k == linkdata.KEY:
                     points = linkdata.decode(v)
-                elif k != "preset":
+                elif k not in ("preset", "lesson", "step"):
                     errors.append(f"{show(k) if k else '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
-                                  f"points, {', '.join(ATTR)}")
+                                  f"points, lesson, step, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
