@@ -70,7 +70,8 @@ COLLECTIVE, RELATIVE = theory.kernel_levels(resolve(presets.load("ring8"), {"ker
 
 
 def _g(x: float) -> float:
-    return float(f"{x:.3g}")
+    """Three significant digits, as the texts print them (above 1000: the whole number)."""
+    return float(f"{x:.3g}") if abs(x) < 1000 else round(x)
 
 
 LESSONS: dict[str, Lesson] = {les.name: les for les in [

@@ -43,10 +43,10 @@ def card(lab: Lab):
     head = pn.pane.Markdown("", styles=TEXT, css_classes=["lesson-head"], margin=(0, 8))
     body = pn.pane.Markdown("", styles=TEXT, css_classes=["lesson-text"], margin=(0, 8))
     answer = pn.pane.Markdown("", styles=TEXT, visible=False, css_classes=["lesson-answer"], margin=(0, 8))
-    show = pn.widgets.Button(label="Show the answer", button_type="light", css_classes=["lesson-show"])
+    show = pn.widgets.Button(label="Show the answer", color="light", css_classes=["lesson-show"])
     back = pn.widgets.Button(label="◀ Back", width=90, css_classes=["lesson-back"])
-    nxt = pn.widgets.Button(label="Next ▶", width=90, button_type="primary", css_classes=["lesson-next"])
-    end = pn.widgets.Button(label="End lesson", width=100, button_type="light", css_classes=["lesson-end"])
+    nxt = pn.widgets.Button(label="Next ▶", width=90, color="primary", css_classes=["lesson-next"])
+    end = pn.widgets.Button(label="End lesson", width=100, color="light", css_classes=["lesson-end"])
     box = pn.Column(head, body, show, answer, pn.Row(back, nxt, end), visible=False, width=330,
                     styles={"border-left": "4px solid #4a2377", "background": "#f6f2fa"},
                     css_classes=["lesson-card"], margin=(0, 12, 8, 12))
