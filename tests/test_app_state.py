@@ -829,3 +829,39 @@ def test_an_empty_upload_is_a_message(lab):
     assert lab.upload("empty.csv", b"") is False
     assert lab.message == ("target.file: empty.csv is empty; allowed a CSV or .npy file, one point per row "
                            "(kept the running simulation)")
+
+
+# ---------------------------------------------------------------- changes that cannot act visibly
+def _stepped_to(t, **knobs):
+    """A paused lab that has taken exactly t steps (deterministic: no knob moved meanwhile)."""
+    lab = Lab(running=False, **knobs).start()
+    wait_until(lambda: lab.worker.cfg is not None)
+    lab.worker.step(t)
+    wait_until(lambda: lab.worker._state is not None and lab.worker._state.t == t, timeout=120)
+    return lab
+
+
+@pytest.mark.parametrize("t, settled", [(300, False), (3000, True)])
+def test_a_sharing_change_on_a_settled_cloud_says_so_and_offers_a_restart(t, settled):
+    """kernel.width 0.5 -> 3.7 on a covering cloud whose critic is balanced moves nothing (see
+    worker.SETTLED): the lab says so; the same change on a cloud still spreading says nothing."""
+    lab = _stepped_to(t, kernel_kind="rbf")
+    try:
+        lab.kernel_width = 3.7
+        wait_until(lambda: lab.worker.hyper.get("kernel.width") == pytest.approx(3.7))
+        frame_of(lab)
+        assert lab.still == settled
+        if not settled:
+            assert lab.message.startswith("applied live") and lab.worker.settled() > 0.06
+            return
+        assert lab.message.startswith("no visible effect now: the cloud has settled") and "\n" not in lab.message
+        lab.lr_disc = 0.02                                        # a critic change is not judged so
+        assert not lab.still
+        lab.kernel_width = 3.0
+        wait_until(lambda: (lab.take_frame(), lab.still)[1])
+        lab.reset()                                               # the button: restart from here with it
+        assert not lab.still
+        f = frame_of(lab, lambda f: f.t == 0)
+        assert f.hyper["kernel.width"] == pytest.approx(3.0)
+    finally:
+        lab.close()

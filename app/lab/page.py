@@ -127,6 +127,15 @@ def loading_note():
                   pn.pane.Str("starting the simulation…", margin=(8, 4)), css_classes=["lab-loading"])
 
 
+def restart_here(lab: Lab):
+    """Offered while the last change cannot act visibly on the present cloud (`Lab.still`)."""
+    b = pn.widgets.Button(label="Restart from here with this setting", color="warning", visible=lab.still,
+                          css_classes=["restart-here"], margin=(0, 10))
+    b.on_click(lambda e: lab.reset())
+    lab.param.watch(lambda e: setattr(b, "visible", e.new), "still")
+    return b
+
+
 def step_text(t: int) -> str:
     return f"<b>step</b> {t:,}"
 
@@ -269,6 +278,7 @@ def _page(lab: Lab):
     # the caption column wraps below the particles on a narrow screen
     main = [
         controls, loading, message, building, banner,
+        restart_here(lab),
         pn.FlexBox(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)),
                    pn.Column(lessonui.card(lab),
                              pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),

@@ -26,7 +26,7 @@ from dynamics.targets import check_points, load_points, points_target
 
 from . import knobui, lessons, linkdata
 from .frames import Frame
-from .worker import Worker
+from .worker import SETTLE_STEPS, Worker
 
 KEY = {knobui.attr(k.name): k.name for k in knobui.SHOWN}      # param name -> knob name
 ATTR = {v: k for k, v in KEY.items()}
@@ -63,6 +63,7 @@ class Lab(Knobs):
     message_kind = param.Selector(objects=["info", "success", "warning", "danger"], default="info")
     diverged = param.String(default="", doc="non-empty while the run has diverged")
     building = param.Boolean(default=False, doc="a simulation is being built (off the event loop)")
+    still = param.Boolean(default=False, doc="the last change cannot act visibly on the present (settled) cloud")
     lesson = param.String(default="", doc="the guided lesson being followed ('' none: `app.lab.lessons`)")
     lesson_step = param.Integer(default=0, bounds=(0, None), doc="its step, from 1 (0: no lesson)")
 
@@ -165,6 +166,7 @@ class Lab(Knobs):
         if self._quiet or not self._started:
             return
         changes = {KEY[e.name]: e.new for e in events}
+        self.still = False
         said = ", ".join(f"{knobui.label(KNOBS[k])} = {_fmt(v)}" for k, v in changes.items())
         if all(KNOBS[k].role == "hyper" for k in changes):
             self.worker.set_hyper(changes)
@@ -291,7 +293,7 @@ class Lab(Knobs):
     def reset(self) -> None:
         """Restart the run from its initial state; live knobs keep their current values."""
         self.worker.reset(self.hyper())
-        self.param.update(t=0, diverged="")
+        self.param.update(t=0, diverged="", still=False)
         self._say("reset: same knobs, same seed, back to step 0", "info")
 
     def take_frame(self) -> Frame | None:
@@ -301,6 +303,13 @@ class Lab(Knobs):
             self._shown_error = self.worker.error
             self.param.update(running=False)
             self._say(f"the simulation stopped: {self.worker.error}; change a knob or reset", "danger")
+        inert, self.worker.inert = self.worker.inert, None
+        if inert is not None:
+            self.still = True
+            self._say(f"no visible effect now: the cloud has settled (its particles moved {inert[1]:.0%} of the mode "
+                      f"spacing over the last {SETTLE_STEPS} steps), the critic is balanced and the forces average "
+                      "to zero, so a change of how they are shared has nothing to act on; restart from here with "
+                      "this setting to see it", "warning")
         f = self.worker.take()
         if f is None:
             return None
