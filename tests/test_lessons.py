@@ -45,6 +45,7 @@ def test_a_step_sets_its_knobs_in_the_lab(name, i):
     assert lab.preset == lessons.step_of(name, i).preset
     assert {k: getattr(lab, a) for a, k in KEY.items()} == {k: cfg[k] for k in KEY.values()}
     assert (lab.lesson, lab.lesson_step) == (name, i) and lab.message.startswith("lesson ")
+    assert lab.speed == (lessons.step_of(name, i).speed or Lab.param.speed.default)
 
 
 def test_next_and_back_walk_the_steps_and_stop_at_the_ends():
@@ -54,6 +55,10 @@ def test_next_and_back_walk_the_steps_and_stop_at_the_ends():
     assert lab.lesson_move(+1) and lab.lesson_step == 2 and lab.kernel_ratio == lessons.RIGID
     assert not lab.lesson_move(+1) and lab.lesson_step == 2
     assert lab.lesson_move(-1) and lab.lesson_step == 1 and lab.kernel_ratio == 0.0
+    lab.open_lesson("damping", 1)
+    assert lab.speed == lessons.SLOW and lab.lesson_move(+1) and lab.speed == lessons.SLOW
+    lab.open_lesson("transport", 1)
+    assert lab.speed == Lab.param.speed.default
     lab.close_lesson()
     assert lab.lesson == "" and "lesson" not in lab.query()
 
@@ -68,6 +73,9 @@ def test_the_url_carries_lesson_and_step_both_ways(name, i):
     assert other.apply_query(q) == []
     assert (other.lesson, other.lesson_step) == (name, i)
     assert other.knob_values() == lab.knob_values() and other.preset == lab.preset
+    plain = Lab()
+    plain.apply_query({"lesson": name, "step": str(i)})          # a hand-written link: the step's own speed
+    assert plain.speed == lab.speed and plain.knob_values() == lab.knob_values()
     # a knob the user changed on top of the step survives the link too
     lab.seed = 5
     again = Lab()

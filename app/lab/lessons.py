@@ -38,6 +38,7 @@ class Step:
     answer: str
     checks: tuple[Check, ...]
     steps: int = 4000                  # the headless run that checks the answer
+    speed: int | None = None           # the lab's steps per frame, where the default runs past what to watch
 
     def config(self) -> dict[str, Any]:
         return resolve(presets.load(self.preset), self.knobs)
@@ -66,6 +67,7 @@ DAMP = {"disc.kind": "linear", "particles": 10, "kernel.ratio": 0.5, "lr.disc": 
         "init.std": 0.01}
 GAMMA_C = theory.gamma_c(resolve(presets.load("damping"), DAMP))
 RIGID = 0.95
+SLOW = 2            # steps per frame of the damping lesson: its oscillation lasts ~300 steps, 5 s to watch
 COLLECTIVE, RELATIVE = theory.kernel_levels(resolve(presets.load("ring8"), {"kernel.ratio": RIGID}))
 
 
@@ -141,25 +143,25 @@ LESSONS: dict[str, Lesson] = {les.name: les for les in [
              f"oscillator, ë + η_D γ ė + η_D η_G λ̄ e = 0, critically damped at "
              f"γ_c = 2√(η_G λ̄/η_D) = {_g(GAMMA_C)}. Here γ = γ_c/4: under-damped.",
              "damping", {**DAMP, "reg.strength": _g(GAMMA_C / 4)},
-             "the cloud overshooting the target and swinging back; the spread curve",
+             "the cloud overshooting the target and swinging back; the losses ringing",
              "Does the cloud go straight to the target?",
              "No: it swings past the target and back before it settles (about 300 steps to get "
              "within 5 %).",
-             (Check("overshoots", ">=", 2), Check("convergence_step", ">=", 200)), 2000),
+             (Check("overshoots", ">=", 2), Check("convergence_step", ">=", 200)), 2000, SLOW),
         Step(f"Now γ = γ_c = {_g(GAMMA_C)}: critical damping.",
              "damping", {**DAMP, "reg.strength": _g(GAMMA_C)},
              "how quickly the cloud sits on the target",
              "Faster or slower than at γ_c/4?",
              "Faster: no overshoot, the target is reached in about 140 steps, the quickest any γ "
              "gets there.",
-             (Check("overshoots", "<=", 1), Check("convergence_step", "<=", 200)), 2000),
+             (Check("overshoots", "<=", 1), Check("convergence_step", "<=", 200)), 2000, SLOW),
         Step(f"And γ = 4 γ_c = {_g(4 * GAMMA_C)}: over-damped.",
              "damping", {**DAMP, "reg.strength": _g(4 * GAMMA_C)},
              "the cloud creeping towards the target",
              "Is more regularisation always better?",
              "No: the critic is so penalised that it hardly pushes; the cloud creeps in without "
              "overshooting and needs about 650 steps. Convergence time is U-shaped in γ, lowest at γ_c.",
-             (Check("overshoots", "==", 0), Check("convergence_step", ">=", 400)), 2000),
+             (Check("overshoots", "==", 0), Check("convergence_step", ">=", 400)), 2000, SLOW),
     )),
     Lesson("transport", "Conditional transport: covering or seeking modes", (
         Step("Conditional transport (a companion result) has no critic: each particle is sent "

@@ -259,6 +259,7 @@ class Lab(Knobs):
             return False
         self.custom = None
         self._set_quietly(**values, lesson=name, lesson_step=int(step))
+        self.speed = st.speed or self.param.speed.default
         if builder is not None:
             self._load(builder)
         n = len(lessons.get(name).steps)
@@ -407,7 +408,8 @@ class Lab(Knobs):
         if "lesson" in q or "step" in q:
             try:
                 st = lessons.step_of(q.get("lesson", ""), q.get("step", "1"))
-                values.update(self._lesson_values(st), lesson=q["lesson"], lesson_step=int(q.get("step", "1")))
+                values.update(self._lesson_values(st), lesson=q["lesson"], lesson_step=int(q.get("step", "1")),
+                              speed=st.speed or self.param.speed.default)
             except ConfigError as e:
                 errors.append(str(e))
         for k, v in q.items():
