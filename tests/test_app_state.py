@@ -218,6 +218,31 @@ def test_a_kernel_that_makes_its_own_particles_restarts_and_says_why(lab):
     assert lab.message.startswith("restarts: the network kernel makes its own particles")
 
 
+def test_a_swap_queued_behind_a_restart_restarts_too(monkeypatch):
+    """The worker builds only the newest of the loads queued while it is busy: a swap queued
+    behind a seed change must not carry the old run (and its old seed) over."""
+    import threading
+    from app.lab import state
+    from dynamics import rng
+    gate, real = threading.Event(), state.build
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+        monkeypatch.setattr(state, "build", lambda cfg, **kw: (gate.wait(30), real(cfg, **kw))[1])
+        lab.disc_width = 64                       # the worker is busy building this one ...
+        wait_until(lambda: lab.worker.building)
+        lab.seed = 3                              # ... while a restart and a swap queue behind it
+        lab.disc_activation = "tanh"
+        assert lab.message.startswith("restarts: an earlier change")
+        gate.set()
+        wait_until(lambda: lab.worker.cfg["disc.activation"] == "tanh")
+        s = lab.worker._state
+        assert lab.worker.cfg["seed"] == 3 and torch.equal(s.key, rng.member_keys([3], s.key.device))
+    finally:
+        gate.set()
+        lab.close()
+
+
 def test_a_particle_count_change_restarts_with_a_message(lab):
     _paused(lab)
     lab.particles = 40

@@ -78,6 +78,7 @@ class Lab(Knobs):
         self._ticket = 0                  # the newest load asked of the worker
         self._asked: dict[int, dict] = {}  # ticket -> the knobs and target of a load not yet done
         self._good: dict[str, Any] | None = None
+        self._fresh = 0                   # the newest load that restarts the run
         self.param.watch(self._on_knobs, list(KEY))
 
     # ------------------------------------------------------------ lifecycle
@@ -183,14 +184,22 @@ class Lab(Knobs):
             self._load(builder)
             self._say(f"restarts: {restart_reason(restart[0])} ({said}); the run starts again", "warning")
             return
-        self._load(builder, keep=True)
+        if not self._load(builder, keep=True):
+            self._say(f"restarts: an earlier change not yet applied restarts the run ({said})", "warning")
+            return
         self._say(f"kept the run: {said} applied at step {self.t:,}, particles and critic weights kept "
                   "(Reset restarts with it)", "success")
 
-    def _load(self, builder, keep: bool = False) -> None:
+    def _load(self, builder, keep: bool = False) -> bool:
+        """Ask the worker for a build; keep: go on from the running state, unless a restarting
+        load not yet built would be skipped by it (the worker builds only the newest). Returns keep."""
+        keep = keep and self._fresh <= self.worker.loaded
         self._ticket = self.worker.load(builder, keep)
+        if not keep:
+            self._fresh = self._ticket
         self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
         self.param.update(**({} if keep else {"t": 0, "diverged": ""}), building=True)
+        return keep
 
     def _check_load(self) -> None:
         """On the event loop: note a finished load; a failed one reverts the knobs to the
