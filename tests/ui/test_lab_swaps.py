@@ -49,3 +49,24 @@ def _settled(page):
     a = page.evaluate(SHOWN_XY)
     page.wait_for_timeout(300)
     return a if page.evaluate(SHOWN_XY) == a else None
+
+
+def test_a_change_with_nothing_to_act_on_offers_a_restart(page, lab_url):
+    """kernel.width on a settled covering cloud: the page says the change cannot show and its
+    button restarts the run with the new width."""
+    _, worker = open_lab(page, lab_url + "?kernel.kind=rbf&speed=200")
+    wait_until(lambda: worker._state.t > 3000, 120, 0.1, "a settled cloud")
+    assert not page.locator(".restart-here").is_visible()
+    handle = page.locator(".knob-kernel_width .noUi-handle")
+    old = worker.hyper["kernel.width"]
+    handle.focus()
+    handle.press("End")                                  # the slider's top: default × 100
+    wait_until(lambda: worker.hyper["kernel.width"] > 2 * old, 60, 0.05, "a wider kernel in the simulation")
+    wait_until(lambda: shows(page, "no visible effect now"), 60, 0.1, "the page saying so")
+    button = page.locator(".restart-here button")
+    wait_until(lambda: button.is_visible(), 30, 0.1, "the restart button")
+    width = worker.hyper["kernel.width"]
+    button.click()
+    wait_until(lambda: worker._state.t < 1000 and worker.hyper["kernel.width"] == width, 60, 0.05,
+               "the run restarted with the new width")
+    wait_until(lambda: not button.is_visible(), 30, 0.1, "the button gone")
