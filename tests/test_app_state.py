@@ -16,7 +16,7 @@ pytest.importorskip("panel")
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS  # noqa: E402
 from app.lab import export, frames, knobui, views  # noqa: E402
-from app.lab.state import ATTR, Lab  # noqa: E402
+from app.lab.state import ATTR, KEY, Lab  # noqa: E402
 from dynamics.knobs import ConfigError  # noqa: E402
 from dynamics.targets import load_points, parse_csv  # noqa: E402
 from app.lab.worker import LIVE, Worker  # noqa: E402
@@ -183,9 +183,96 @@ def test_structural_knob_rebuilds_and_says_so(lab):
     lab.param.update(particles=48, disc_activation="tanh")
     wait_until(lambda: lab.worker.cfg["particles"] == 48)
     assert lab.worker.cfg["disc.activation"] == "tanh"
-    assert lab.message.startswith("reset:") and lab.message_kind == "warning"
+    assert lab.message.startswith("restarts: particles changed") and lab.message_kind == "warning"
     f = frame_of(lab, lambda f: f.epoch > before)
-    assert f.xy.shape == (48, 2)
+    assert f.xy.shape == (48, 2) and f.t < 20
+
+
+def _flat(tree, pre=""):
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{pre}{k}.") if isinstance(v, dict) else {pre + k: v.clone()})
+    return out
+
+
+def _paused(lab, steps=30):
+    """Let the run take `steps` steps, pause it and return a copy of its state's parts."""
+    wait_until(lambda: lab.worker.steps_done > steps)
+    lab.running = False
+    wait_until(lambda: steady(lab.worker))
+    s = lab.worker._state
+    return s.x.clone(), _flat(s.disc), _flat(s.opt), s.t
+
+
+@pytest.mark.parametrize("attr, value", [("disc_activation", "sigmoid"), ("loss", "ns"), ("reg_kind", "wgan_gp")])
+def test_a_critic_swap_keeps_particles_weights_and_step(lab, attr, value):
+    x, disc, opt, t = _paused(lab)
+    epoch = lab.worker._epoch
+    setattr(lab, attr, value)
+    wait_until(lambda: lab.worker.cfg[KEY[attr]] == value)
+    lab.take_frame()
+    s = lab.worker._state
+    assert torch.equal(s.x, x) and s.t == t                                   # bitwise the same particles
+    assert _flat(s.disc).keys() == disc.keys() and all(torch.equal(_flat(s.disc)[k], disc[k]) for k in disc)
+    assert all(torch.equal(_flat(s.opt)[k], opt[k]) for k in opt)
+    assert lab.message.startswith("kept the run") and lab.t == t
+    assert lab.worker.marks == (epoch, (t,)) and lab.worker.record.knob_history()[1][-1][:2] == \
+        (t, KEY[attr])
+    lab.step_once()
+    f = frame_of(lab, lambda f: f.t == t + 1)                                 # t goes on, same series
+    assert f.epoch == epoch and not np.array_equal(f.xy, x[0].numpy())
+
+
+def test_a_kernel_change_keeps_the_particles(lab):
+    x, disc, _, t = _paused(lab)
+    lab.kernel_kind = "rbf"
+    wait_until(lambda: lab.worker.cfg["kernel.kind"] == "rbf")
+    s = lab.worker._state
+    assert torch.equal(s.x, x) and s.t == t and "z" in s.kernel
+    assert all(torch.equal(_flat(s.disc)[k], disc[k]) for k in disc)
+    lab.step_once()
+    wait_until(lambda: lab.worker._state.t == t + 1)
+
+
+def test_a_kernel_that_makes_its_own_particles_restarts_and_says_why(lab):
+    _paused(lab)
+    lab.param.update(kernel_kind="network", kernel_net_width=64)
+    wait_until(lambda: (lab.take_frame(), "makes its own" in lab.message)[1])
+    assert lab.worker.cfg["kernel.kind"] == "network" and lab.worker._state.t == 0 and lab.t == 0
+    assert lab.message.startswith("restarts: the network kernel makes its own particles")
+
+
+def test_a_swap_queued_behind_a_restart_restarts_too(monkeypatch):
+    """The worker builds only the newest of the loads queued while it is busy: a swap queued
+    behind a seed change must not carry the old run (and its old seed) over."""
+    import threading
+    from app.lab import state
+    from dynamics import rng
+    gate, real = threading.Event(), state.build
+    lab = Lab(particles=16).start()
+    try:
+        wait_until(lambda: lab.worker.steps_done > 3)
+        monkeypatch.setattr(state, "build", lambda cfg, **kw: (gate.wait(30), real(cfg, **kw))[1])
+        lab.disc_width = 64                       # the worker is busy building this one ...
+        wait_until(lambda: lab.worker.building)
+        lab.seed = 3                              # ... while a restart and a swap queue behind it
+        lab.disc_activation = "tanh"
+        assert lab.message.startswith("restarts: an earlier change")
+        gate.set()
+        wait_until(lambda: lab.worker.cfg["disc.activation"] == "tanh")
+        s = lab.worker._state
+        assert lab.worker.cfg["seed"] == 3 and torch.equal(s.key, rng.member_keys([3], s.key.device))
+    finally:
+        gate.set()
+        lab.close()
+
+
+def test_a_particle_count_change_restarts_with_a_message(lab):
+    _paused(lab)
+    lab.particles = 40
+    assert lab.message.startswith("restarts: particles changed")
+    wait_until(lambda: lab.worker.cfg["particles"] == 40)
+    assert lab.worker._state.t == 0 and lab.worker.marks[1] == ()
 
 
 def test_a_rejected_combination_is_reverted_and_the_run_goes_on(lab):
@@ -791,3 +878,39 @@ def test_an_empty_upload_is_a_message(lab):
     assert lab.upload("empty.csv", b"") is False
     assert lab.message == ("target.file: empty.csv is empty; allowed a CSV or .npy file, one point per row "
                            "(kept the running simulation)")
+
+
+# ---------------------------------------------------------------- changes that cannot act visibly
+def _stepped_to(t, **knobs):
+    """A paused lab that has taken exactly t steps (deterministic: no knob moved meanwhile)."""
+    lab = Lab(running=False, **knobs).start()
+    wait_until(lambda: lab.worker.cfg is not None)
+    lab.worker.step(t)
+    wait_until(lambda: lab.worker._state is not None and lab.worker._state.t == t, timeout=120)
+    return lab
+
+
+@pytest.mark.parametrize("t, settled", [(300, False), (3000, True)])
+def test_a_sharing_change_on_a_settled_cloud_says_so_and_offers_a_restart(t, settled):
+    """kernel.width 0.5 -> 3.7 on a covering cloud whose critic is balanced moves nothing (see
+    worker.SETTLED): the lab says so; the same change on a cloud still spreading says nothing."""
+    lab = _stepped_to(t, kernel_kind="rbf")
+    try:
+        lab.kernel_width = 3.7
+        wait_until(lambda: lab.worker.hyper.get("kernel.width") == pytest.approx(3.7))
+        frame_of(lab)
+        assert lab.still == settled
+        if not settled:
+            assert lab.message.startswith("applied live") and lab.worker.settled() > 0.06
+            return
+        assert lab.message.startswith("no visible effect now: the cloud has settled") and "\n" not in lab.message
+        lab.lr_disc = 0.02                                        # a critic change is not judged so
+        assert not lab.still
+        lab.kernel_width = 3.0
+        wait_until(lambda: (lab.take_frame(), lab.still)[1])
+        lab.reset()                                               # the button: restart from here with it
+        assert not lab.still
+        f = frame_of(lab, lambda f: f.t == 0)
+        assert f.hyper["kernel.width"] == pytest.approx(3.0)
+    finally:
+        lab.close()

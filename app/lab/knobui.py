@@ -31,6 +31,19 @@ GROUPS = {"particles": "Target", "real": "Target", "target": "Target", "init": "
 # Which knobs a choice makes meaningful (declared on the knobs; a knob absent here always matters).
 APPLIES = {k.name: (k.applies[0], set(k.applies[1])) for k in SHOWN if k.applies is not None}
 
+# teach mode: plain words beside the key, for every knob teach mode shows (the declared `label`
+# is a symbol for experts, e.g. "η_D (lr.disc)")
+PLAIN = {"particles": "number of particles", "target.kind": "shape of the data", "target.modes": "number of modes",
+         "target.radius": "size of the data", "target.std": "width of each mode",
+         "kernel.kind": "how particles are coupled", "kernel.ratio": "coupling between particles",
+         "kernel.width": "reach of the coupling", "kernel.latent_dim": "size of the latent codes",
+         "kernel.depth": "generator layers", "disc.kind": "kind of critic",
+         "disc.activation": "critic's activation (its type)", "disc.width": "critic's size",
+         "disc.depth": "critic's layers", "disc.steps": "critic steps per particle step",
+         "ct.rho": "covering (1) vs seeking (0) modes", "loss": "GAN loss", "reg.kind": "kind of penalty",
+         "reg.strength": "penalty on the critic's slope", "lr.disc": "critic's learning rate",
+         "lr.gen": "particles' learning rate", "seed": "random seed"}
+
 SLIDER_SPAN = 20        # linear knobs with a narrower declared range get a slider
 LOG_DECADES = 2         # a log slider spans default·10^±2 (clipped to the bounds)
 
@@ -42,6 +55,11 @@ def attr(name: str) -> str:
 
 def label(k: Knob) -> str:
     return k.label or k.name
+
+
+def shown_label(k: Knob, teach: bool) -> str:
+    """Teach mode: plain words beside the key ('coupling between particles · kernel.ratio')."""
+    return f"{PLAIN[k.name]} · {k.name}" if teach and k.name in PLAIN else label(k)
 
 
 def group(k: Knob) -> str:

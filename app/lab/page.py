@@ -19,7 +19,7 @@ from bokeh.models import CustomJS, Div
 from dynamics import presets
 from dynamics.knobs import KNOBS, inapplicable, one_line
 
-from . import export, knobui, texts
+from . import export, knobui, lessonui, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
 
@@ -51,6 +51,8 @@ def knob_widget(lab: Lab, name: str):
     k, a = KNOBS[name], ATTR[name]
     w, to_w, from_w = knobui.make_widget(k, getattr(lab, a))
     w.css_classes = [f"knob-{a}"]                     # a stable handle for browser tests
+    w.label = knobui.shown_label(k, lab.teach)       # teach mode: plain words beside the key
+    lab.param.watch(lambda e: setattr(w, "label", knobui.shown_label(k, e.new)), "teach")
     kind = knobui.widget_kind(k)
     # structural sliders apply on release (each change rebuilds); live ones while dragging
     event = "value_throttled" if kind in ("slider", "log") and k.role != "hyper" else "value"
@@ -123,6 +125,15 @@ def loading_note():
     """Shown from the first paint until the first frame arrives (the simulation builds meanwhile)."""
     return pn.Row(pn.indicators.LoadingSpinner(value=True, size=18, margin=(8, 4, 0, 10)),
                   pn.pane.Str("starting the simulation…", margin=(8, 4)), css_classes=["lab-loading"])
+
+
+def restart_here(lab: Lab):
+    """Offered while the last change cannot act visibly on the present cloud (`Lab.still`)."""
+    b = pn.widgets.Button(label="Restart from here with this setting", color="warning", visible=lab.still,
+                          css_classes=["restart-here"], margin=(0, 10))
+    b.on_click(lambda e: lab.reset())
+    lab.param.watch(lambda e: setattr(b, "visible", e.new), "still")
+    return b
 
 
 def step_text(t: int) -> str:
@@ -239,7 +250,7 @@ def _page(lab: Lab):
         link_note.param.update(object=said, visible=bool(said))
 
     # a new drawn or uploaded target always sets the message, even when target.kind stays "file"
-    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed", "message"])
+    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed", "message", "lesson", "lesson_step"])
     sync_url()
 
     toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach, css_classes=["toggle-teach"]),
@@ -247,7 +258,7 @@ def _page(lab: Lab):
                      sizing_mode="stretch_width")
     controls, counter = transport(lab)
     loading = loading_note()
-    sidebar = [preset_picker(lab), toggles, *cards, custom_target(lab), share_card,
+    sidebar = [preset_picker(lab), lessonui.picker(lab), toggles, *cards, custom_target(lab), share_card,
                pn.pane.Bokeh(address, margin=0)]
 
     text = dict(styles={"font-size": "13px"}, width=330, margin=(0, 12))
@@ -267,8 +278,10 @@ def _page(lab: Lab):
     # the caption column wraps below the particles on a narrow screen
     main = [
         controls, loading, message, building, banner,
+        restart_here(lab),
         pn.FlexBox(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)),
-                   pn.Column(pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
+                   pn.Column(lessonui.card(lab),
+                             pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
                              pn.pane.Bokeh(views.images_fig)), flex_wrap="wrap"),
         pn.FlexBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()],
                    pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
@@ -291,6 +304,7 @@ def _page(lab: Lab):
                 if f.scene.build != views.scene_build:
                     show_meters(f.scene.meters)
                 views.update(f)
+                views.set_marks(*lab.worker.marks)
             now = time.monotonic()
             if now - last_flush[0] >= SLOW_MS / 1000:      # the slow parts, a few times a second
                 last_flush[0] = now

@@ -2,9 +2,11 @@
 
 It holds every knob (generated from `dynamics.knobs`), the preset, the transport and the
 teach mode, and owns the session's `Worker`. It routes each knob change: live knobs (role
-'hyper') go to `Simulation.set_hyper` without a reset; structural ones rebuild the
-simulation from the current knobs. `message` says which ("applied live: ..." or "reset:
-..."), or what was wrong; a rejected change is reverted and the run goes on untouched.
+'hyper') go to `Simulation.set_hyper` without a reset; the structural ones of `KEEPS` (the
+critic's activation, the loss, the penalty kind, the kernel) rebuild the simulation and go on
+from the running state (`worker.carry`: same particles, critic weights, step); the others
+rebuild and restart. `message` says which ("applied live: ...", "kept the run: ..." or
+"restarts: ..."), or what was wrong; a rejected change is reverted and the run goes on untouched.
 No Panel here: the page (`app.lab.page`) builds widgets and views around it, and tests drive
 it headless.
 """
@@ -22,9 +24,9 @@ from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve, show
 from dynamics.targets import check_points, load_points, points_target
 
-from . import knobui, linkdata
+from . import knobui, lessons, linkdata
 from .frames import Frame
-from .worker import Worker
+from .worker import SETTLE_STEPS, Worker
 
 KEY = {knobui.attr(k.name): k.name for k in knobui.SHOWN}      # param name -> knob name
 ATTR = {v: k for k, v in KEY.items()}
@@ -32,6 +34,13 @@ MAX_POINTS = 20_000          # drawn or uploaded target points
 SESSION_BYTES = 256 << 20    # estimated peak memory of one session's simulation (`dynamics.budget`)
 log = logging.getLogger(__name__)
 TEACH = Knob("teach", bool, True, "teach mode")      # parses the URL's teach=... like any knob
+# structural knobs whose change goes on from the running state (the shapes stay: `worker.carry`)
+KEEPS = {"disc.activation", "loss", "reg.kind", "disc.steps", "update", "real", "compile",
+         "kernel.kind", "kernel.latent_dim", "kernel.depth", "kernel.bias", "kernel.net_width"}
+# why the other structural knobs restart the run (a knob not named here: "KEY changed")
+RESTARTS = {"particles": "particles changed", "target.dim": "the dimension changed", "seed": "the seed changed",
+            "disc.kind": "the critic changed", "disc.width": "the critic's shape changed",
+            "disc.depth": "the critic's shape changed", "dtype": "the precision changed"}
 
 Knobs = param.parameterized_class("Knobs", knobui.parameters())
 
@@ -54,6 +63,9 @@ class Lab(Knobs):
     message_kind = param.Selector(objects=["info", "success", "warning", "danger"], default="info")
     diverged = param.String(default="", doc="non-empty while the run has diverged")
     building = param.Boolean(default=False, doc="a simulation is being built (off the event loop)")
+    still = param.Boolean(default=False, doc="the last change cannot act visibly on the present (settled) cloud")
+    lesson = param.String(default="", doc="the guided lesson being followed ('' none: `app.lab.lessons`)")
+    lesson_step = param.Integer(default=0, bounds=(0, None), doc="its step, from 1 (0: no lesson)")
 
     def __init__(self, fps: float = 30.0, **params):
         super().__init__(**{k: v for k, v in params.items() if k not in KEY})
@@ -66,6 +78,7 @@ class Lab(Knobs):
         self._ticket = 0                  # the newest load asked of the worker
         self._asked: dict[int, dict] = {}  # ticket -> the knobs and target of a load not yet done
         self._good: dict[str, Any] | None = None
+        self._fresh = 0                   # the newest load that restarts the run
         self.param.watch(self._on_knobs, list(KEY))
 
     # ------------------------------------------------------------ lifecycle
@@ -154,6 +167,7 @@ class Lab(Knobs):
         if self._quiet or not self._started:
             return
         changes = {KEY[e.name]: e.new for e in events}
+        self.still = False
         said = ", ".join(f"{knobui.label(KNOBS[k])} = {_fmt(v)}" for k, v in changes.items())
         if all(KNOBS[k].role == "hyper" for k in changes):
             self.worker.set_hyper(changes)
@@ -165,13 +179,27 @@ class Lab(Knobs):
             self._set_quietly(**{e.name: e.old for e in events})
             self._say(f"{e} (kept the running simulation)", "danger")
             return
-        self._load(builder)
-        self._say(f"reset: {said} changes the structure, so the run restarted", "warning")
+        restart = [k for k in changes if KNOBS[k].role != "hyper" and k not in KEEPS]
+        if restart:
+            self._load(builder)
+            self._say(f"restarts: {restart_reason(restart[0])} ({said}); the run starts again", "warning")
+            return
+        if not self._load(builder, keep=True):
+            self._say(f"restarts: an earlier change not yet applied restarts the run ({said})", "warning")
+            return
+        self._say(f"kept the run: {said} applied at step {self.t:,}, particles and critic weights kept "
+                  "(Reset restarts with it)", "success")
 
-    def _load(self, builder) -> None:
-        self._ticket = self.worker.load(builder)
+    def _load(self, builder, keep: bool = False) -> bool:
+        """Ask the worker for a build; keep: go on from the running state, unless a restarting
+        load not yet built would be skipped by it (the worker builds only the newest). Returns keep."""
+        keep = keep and self._fresh <= self.worker.loaded
+        self._ticket = self.worker.load(builder, keep)
+        if not keep:
+            self._fresh = self._ticket
         self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
-        self.param.update(t=0, diverged="", building=True)
+        self.param.update(**({} if keep else {"t": 0, "diverged": ""}), building=True)
+        return keep
 
     def _check_load(self) -> None:
         """On the event loop: note a finished load; a failed one reverts the knobs to the
@@ -184,6 +212,11 @@ class Lab(Knobs):
             self._good = self._asked[max(done)]          # what the worker runs now
             for t in done:
                 del self._asked[t]
+        restarted = w.restarted
+        if restarted is not None and restarted[0] == self._ticket and restarted[0] <= w.loaded:
+            w.restarted = None
+            self.param.update(t=0, diverged="")
+            self._say(f"restarts: {restarted[1]}, so the change could not keep the run; it starts again", "warning")
         failed, w.failed = w.failed, None
         if failed is None or failed[0] != self._ticket:
             return
@@ -222,6 +255,45 @@ class Lab(Knobs):
     def _on_arrows(self) -> None:
         self.worker.arrows = self.arrows
 
+    # ------------------------------------------------------------ lessons
+    def open_lesson(self, name: str, step: Any = 1) -> bool:
+        """Set the knobs of a lesson's step (its preset, then its knobs) and restart; a bad name
+        or step is a one-line message and the run goes on."""
+        try:
+            st = lessons.step_of(name, step)
+            values = self._lesson_values(st)
+            builder = self._builder(self._config_of(values)) if self._started else None
+        except ConfigError as e:
+            self._say(f"{e} (kept the running simulation)", "danger")
+            return False
+        self.custom = None
+        self._set_quietly(**values, lesson=name, lesson_step=int(step))
+        self.speed = st.speed or self.param.speed.default
+        if builder is not None:
+            self._load(builder)
+        n = len(lessons.get(name).steps)
+        self._say(f"lesson {lessons.get(name).title}: step {int(step)} of {n} set its knobs and restarted", "info")
+        return True
+
+    def lesson_move(self, by: int) -> bool:
+        """Next (+1) or back (−1) within the lesson; False at either end."""
+        if not self.lesson or not 1 <= self.lesson_step + by <= len(lessons.get(self.lesson).steps):
+            return False
+        return self.open_lesson(self.lesson, self.lesson_step + by)
+
+    def close_lesson(self) -> None:
+        self.param.update(lesson="", lesson_step=0)
+        self._say("lesson closed; the knobs stay as they are", "info")
+
+    def _lesson_values(self, st: "lessons.Step") -> dict[str, Any]:
+        values = {"preset": st.preset, **self._preset_values(st.preset)}
+        for k, v in st.knobs.items():
+            values[ATTR[k]] = knobui.coerce(KNOBS[k], v)
+        return values
+
+    def _config_of(self, values: dict[str, Any]) -> dict[str, Any]:
+        return resolve({**self.knob_values(), **{KEY[a]: v for a, v in values.items() if a in KEY}})
+
     # ------------------------------------------------------------ transport
     def step_once(self) -> None:
         """Pause and take exactly one step."""
@@ -231,7 +303,7 @@ class Lab(Knobs):
     def reset(self) -> None:
         """Restart the run from its initial state; live knobs keep their current values."""
         self.worker.reset(self.hyper())
-        self.param.update(t=0, diverged="")
+        self.param.update(t=0, diverged="", still=False)
         self._say("reset: same knobs, same seed, back to step 0", "info")
 
     def take_frame(self) -> Frame | None:
@@ -241,6 +313,13 @@ class Lab(Knobs):
             self._shown_error = self.worker.error
             self.param.update(running=False)
             self._say(f"the simulation stopped: {self.worker.error}; change a knob or reset", "danger")
+        inert, self.worker.inert = self.worker.inert, None
+        if inert is not None:
+            self.still = True
+            self._say(f"no visible effect now: the cloud has settled (its particles moved {inert[1]:.0%} of the mode "
+                      f"spacing over the last {SETTLE_STEPS} steps), the critic is balanced and the forces average "
+                      "to zero, so a change of how they are shared has nothing to act on; restart from here with "
+                      "this setting to see it", "warning")
         f = self.worker.take()
         if f is None:
             return None
@@ -298,6 +377,8 @@ class Lab(Knobs):
             q["teach"] = _fmt(self.teach)
         if self.speed != self.param.speed.default:
             q["speed"] = str(self.speed)
+        if self.lesson:
+            q.update(lesson=self.lesson, step=str(self.lesson_step))
         points = self._link_points()
         if points:
             q[linkdata.KEY] = points
@@ -333,6 +414,13 @@ class Lab(Knobs):
             else:
                 errors.append(f"preset: unknown preset {q['preset']!r}; allowed {', '.join(presets.names())}")
         values.update(self._preset_values(values.get("preset", self.preset)))
+        if "lesson" in q or "step" in q:
+            try:
+                st = lessons.step_of(q.get("lesson", ""), q.get("step", "1"))
+                values.update(self._lesson_values(st), lesson=q["lesson"], lesson_step=int(q.get("step", "1")),
+                              speed=st.speed or self.param.speed.default)
+            except ConfigError as e:
+                errors.append(str(e))
         for k, v in q.items():
             try:
                 if k in ATTR:
@@ -343,9 +431,9 @@ class Lab(Knobs):
                     values["speed"] = _check_speed(v)
                 elif k == linkdata.KEY:
                     points = linkdata.decode(v)
-                elif k != "preset":
+                elif k not in ("preset", "lesson", "step"):
                     errors.append(f"{show(k) if k else '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
-                                  f"points, {', '.join(ATTR)}")
+                                  f"points, lesson, step, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
@@ -370,6 +458,14 @@ class Lab(Knobs):
         if errors:
             self._say("ignored in the link: " + "; ".join(errors), "danger")
         return errors
+
+
+def restart_reason(key: str) -> str:
+    if key in RESTARTS:
+        return RESTARTS[key]
+    if key.startswith("target."):
+        return "the target changed"
+    return "the starting cloud changed" if key.startswith("init.") else f"{key} changed"
 
 
 def _text(v: Any) -> str:

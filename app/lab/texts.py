@@ -6,7 +6,9 @@ INTRO = """\
 **Watch a GAN learn, and fail to learn.** The generator is a cloud of particles *x<sub>i</sub>*
 coupled by a kernel Θ; the discriminator *D* pushes each of them towards the data. Pick a preset
 and watch it run (Pause and Step stop and advance it), then turn the knobs: the live ones apply at
-once, the structural ones restart the run.
+once; a new critic activation, loss, penalty kind or kernel goes on from where the particles are
+(a dashed line in the time series marks the step); the other structural ones restart the run.
+Or follow a *guided lesson* (in the sidebar).
 """
 
 PARTICLES = """\

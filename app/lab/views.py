@@ -24,6 +24,7 @@ PARTICLES_PX = 470             # the particle view's width, px
 SERIES_FRAME = (270, 140)      # plot area of each time-series figure, px
 PARTICLE = "#7b2cbf"
 TARGET = "#1b9e4b"
+MARK = "#e08000"               # a change that kept the run, in the time series
 TOOLS = "pan,wheel_zoom,reset,save"
 # low D purple ("looks fake": where the particles are), high D green ("looks real"): the
 # generator force ∇D points from purple to green (Bokeh's PRGn11 runs green -> purple)
@@ -160,10 +161,11 @@ def _fig(title: str, tools: str = TOOLS, **kw):
     return f
 
 
-def _series_fig(title: str, x_range, source: ColumnDataSource, lines: list):
+def _series_fig(title: str, x_range, source: ColumnDataSource, lines: list, marks: ColumnDataSource):
     f = _fig(title, tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1], x_range=x_range,
              y_range=Range1d(0, 1.05))
     f.toolbar_location = None
+    f.vspan(x="t", source=marks, line_color=MARK, line_dash="dashed", line_width=1.2)
     _lines(f, source, lines)
     f.xaxis.axis_label = "step"
     return f
@@ -192,6 +194,9 @@ class Views:
         self._refit = False           # a new run: its time axis starts afresh
         self._rows: dict[str, list[float]] = {}
         self._meter_rows: dict[str, list[float]] = {}
+        self._marks: tuple = ()
+        # steps where a change kept the run (`Worker.marks`): a dashed vertical line in every series
+        self.marks = ColumnDataSource({"t": []}, name="marks")
         self._particles_fig()
         self._series_figs()
         self._meter_figs()
@@ -236,7 +241,7 @@ class Views:
         self.series_x = Range1d(0, 100)
         self.series_figs = {}
         for name, lines in SERIES.items():
-            self.series_figs[name] = _series_fig(TITLES[name], self.series_x, self.series, lines)
+            self.series_figs[name] = _series_fig(TITLES[name], self.series_x, self.series, lines, self.marks)
         modes = self.series_figs["modes"]
         self._mode_models = modes.renderers + [m for m in modes.center if isinstance(m, Label)]
         self._distance_models = _lines(modes, self.series, DISTANCES)
@@ -249,7 +254,7 @@ class Views:
                                              name="meters")
         self.meter_figs = {}
         for name, lines in METER_SERIES.items():
-            f = _series_fig(METER_TITLES[name], self.series_x, self.meter_series, lines)
+            f = _series_fig(METER_TITLES[name], self.series_x, self.meter_series, lines, self.marks)
             if name in METER_REFERENCE:
                 f.add_layout(Span(location=METER_REFERENCE[name], dimension="width", line_color="#999999",
                                   line_dash="dashed", line_width=1))
@@ -298,6 +303,7 @@ class Views:
             self.series.data = {k: [] for k in self.series.data}
             self.meter_series.data = {k: [] for k in self.meter_series.data}
             self.arrows.data = arrow_data(frame)
+            self.set_marks(frame.epoch, ())
         self.particles.data = particle_data(frame)
         if frame.arrows is not None or len(self.arrows.data["x0"]):
             self.arrows.data = arrow_data(frame)
@@ -315,6 +321,12 @@ class Views:
         if frame.meters:
             for k, v in meter_row(frame.meters).items():
                 self._meter_rows.setdefault(k, []).extend(v)
+
+    def set_marks(self, epoch: int, steps: tuple) -> None:
+        """The steps of the changes that kept the run of `epoch` (`Worker.marks`); others' are stale."""
+        if epoch == self.epoch and tuple(steps) != self._marks:
+            self._marks = tuple(steps)
+            self.marks.data = {"t": list(self._marks)}
 
     def flush(self) -> None:
         """Send the time-series rows gathered since the last flush (the page redraws four

@@ -7,6 +7,9 @@ It runs `speed` steps (fewer when they take longer than a frame interval), publi
 and waits so that at most `fps` frames a second are made: `speed` sets how fast simulated time
 runs, independently of the frame rate, up to what the engine can do. The companion meters
 (`app.lab.meters`) that apply to the build are measured here too, each at its own cadence.
+A load with ``keep=True`` goes on from the running state (`carry`): the new build takes over
+the particles, the critic's weights, its optimiser state, the step and the random key, and the
+step of the change is kept in `marks` for the time series.
 """
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ from typing import Callable
 
 import torch
 
-from dynamics.engine import Simulation
-from dynamics.knobs import one_line
+from dynamics import rng
+from dynamics.engine import Simulation, State
+from dynamics.knobs import KNOBS, one_line
 
 from . import frames
 from .meters import METERS, applicable
@@ -35,7 +39,51 @@ THREAD_PREFIX = "effgan-worker"
 FIELD_EVERY = 0.25        # s between refreshes of the discriminator field
 SPECTRUM_EVERY = 0.3      # s between recomputations of a changed kernel spectrum
 METER_SHARE = 0.1         # a companion meter may take at most this fraction of the thread's time
+# A settled cloud: its particles moved on average less than SETTLED mode spacings over the last
+# SETTLE_STEPS steps. Measured on ring8 (N = 64, rbf or two_number): covering clouds whose critic
+# is balanced sit at 0.02-0.05 (jitter within the modes), moving or hopping ones at 0.2-2.5. There
+# the forces average to zero, so a change of how they are shared (kernel, η_G) has nothing to act
+# on: kernel.width 0.5 -> 3.7 or kernel.ratio 0 -> 0.95 left all 8 modes covered for 3,000 steps.
+SETTLE_STEPS, SETTLED = 200, 0.06
+SHARING = ("kernel.", "lr.gen")
 _ids = itertools.count(1)
+
+
+class Restart(Exception):
+    """A change that cannot go on from the running state; the message says why, in a few words."""
+
+
+def _shapes(tree) -> dict:
+    return {k: _shapes(v) if isinstance(v, dict) else (tuple(v.shape), v.dtype) for k, v in tree.items()}
+
+
+def carry(sim: Simulation, s: State | None, old_cfg: dict | None) -> State:
+    """A state of the new build `sim` that goes on from `s` (a state of the build of `old_cfg`):
+    its particles, critic weights, optimiser state, step and key; the kernel's state too unless
+    a kernel knob changed, in which case the new kernel starts from the current particles. Raises
+    `Restart` when the shapes disagree. (An engine helper would hold this; the engine is not the
+    lab's to change, so it lives here, on `State.replace`.)"""
+    if s is None or old_cfg is None:
+        raise Restart("nothing runs yet")
+    if not bool(s.alive.all()):
+        raise Restart("the run had diverged")
+    fresh = sim.init()
+    if fresh.x.shape != s.x.shape:
+        raise Restart("particles changed")
+    if _shapes(fresh.disc) != _shapes(s.disc):
+        raise Restart("the critic's shape changed")
+    if _shapes(fresh.opt) != _shapes(s.opt):
+        raise Restart("the optimiser's state changed")
+    kernel_knobs = [k for k in sim.cfg if k.startswith("kernel.") and KNOBS[k].role != "hyper"]
+    kstate = s.kernel
+    if any(sim.cfg[k] != old_cfg[k] for k in kernel_knobs) or _shapes(fresh.kernel) != _shapes(s.kernel):
+        x, kstate = sim.kernel.init(s.x, rng.generators([sim.cfg["seed"]]), fresh.hyper)
+        if not torch.equal(x, s.x):
+            raise Restart(f"the {sim.cfg['kernel.kind']} kernel makes its own particles")
+        if "pairs" in s.kernel:                       # pseudo-supervision's fixed pairs go on
+            kstate = {**kstate, "pairs": s.kernel["pairs"]}
+    return fresh.replace(x=s.x, disc=s.disc, opt=s.opt, kernel=kstate, key=s.key, t=s.t,
+                         loss_d=s.loss_d, loss_g=s.loss_g)
 
 
 class Worker:
@@ -53,6 +101,10 @@ class Worker:
         self.record = Recorder()
         self.building = False              # a load is waiting or being built
         self.failed: tuple[int, str] | None = None
+        self.restarted: tuple[int, str] | None = None   # a keeping load that had to restart, and why
+        self.marks: tuple[int, tuple[int, ...]] = (0, ())   # (epoch, steps of the changes that kept the run)
+        self.inert: tuple[int, float] | None = None   # (step, movement): a sharing change on a settled cloud
+        self._anchors: collections.deque = collections.deque(maxlen=SETTLE_STEPS // 50 + 2)   # (t, x) every 50 steps
         self.loaded = 0
         self._tickets = 0
         self._cmds: collections.deque = collections.deque()
@@ -65,6 +117,7 @@ class Worker:
         self._scene = None
         self._grid = None
         self._epoch = 0
+        self._builds = itertools.count(1)  # scene ids: a change that keeps the run gets a new scene
         self._pending = 0
         self._diverged = -1
         self._spec_dirty = self._field_dirty = False
@@ -83,9 +136,11 @@ class Worker:
         self.thread.start()
         return self
 
-    def load(self, sim: Simulation | Callable[[], Simulation]) -> int:
+    def load(self, sim: Simulation | Callable[[], Simulation], keep: bool = False) -> int:
         """Run a new simulation from its initial state (members from sim.cfg); a callable is
         called here, in the thread, so that building never blocks the server's event loop.
+        keep: go on from the running state instead (`carry`); where it cannot, the run starts
+        afresh and `restarted` is (ticket, why).
 
         Returns a ticket. When building or initialising fails the running simulation goes on
         and `failed` is (ticket, one-line reason); `loaded` is the ticket of the last success."""
@@ -93,7 +148,7 @@ class Worker:
             self._tickets += 1
             ticket = self._tickets
             self.building = True
-        self._post("load", (ticket, sim))
+        self._post("load", (ticket, sim, keep))
         return ticket
 
     def reset(self, hyper: dict | None = None) -> None:
@@ -183,15 +238,24 @@ class Worker:
                 self._spec_dirty = True
                 self._note_hyper()
                 self.record.note_knobs(self._state.t, arg)
+                self._check_inert(arg)
             elif name == "step":
                 self._pending += arg
         return bool(cmds)
 
-    def _load(self, ticket: int, sim) -> None:
+    def _load(self, ticket: int, sim, keep: bool = False) -> None:
+        why = ""
         try:
             if not isinstance(sim, Simulation):
                 sim = sim()
-            state = sim.init()
+            state = None
+            if keep:
+                try:
+                    state = carry(sim, self._state, self.cfg)
+                except Restart as e:
+                    why = str(e)
+            kept = state is not None
+            state = state if kept else sim.init()
         except Exception as e:  # noqa: BLE001 - a failed build keeps the running simulation
             log.warning("building a simulation failed; the running one goes on", exc_info=True)
             self.failed = (ticket, one_line(e))
@@ -199,25 +263,58 @@ class Worker:
         finally:
             with self._lock:
                 self.building = self._tickets != ticket
-        self._sim, self._scene = sim, None
+        old_cfg, self._sim, self._scene = self.cfg, sim, None
         self._meters, self._meter_due = applicable(sim.cfg), {}
-        self._start(state)
+        if kept:
+            self._go_on(state, {k: v for k, v in sim.cfg.items() if v != old_cfg.get(k)})
+        else:
+            self._start(state)
+        self.restarted = (ticket, why) if why else None
         self.loaded = ticket
 
     def _start(self, state, hyper: dict | None = None) -> None:
         sim = self._sim
-        self._state, self._pending, self._diverged = state, 0, -1
         self._epoch += 1
+        self.marks = (self._epoch, ())
+        self._take_over(state)
+        self.record.clear()
+        self.record.start({**sim.cfg, **(hyper or {})})        # a reset keeps the live knobs
+        self.record.add_snapshot(state.t, state.x[0].detach().float().cpu().numpy())
+
+    def _go_on(self, state, changes: dict) -> None:
+        """The new build goes on from the running state: same epoch (the series go on), a mark."""
+        self._take_over(state)
+        self.record.note_knobs(state.t, changes)
+        self.marks = (self._epoch, self.marks[1] + (state.t,))
+        self._check_inert(changes)
+
+    def settled(self) -> float | None:
+        """Mean movement of the particles over the last ≥ SETTLE_STEPS steps, in mode spacings
+        (None before there are that many)."""
+        s = self._state
+        old = [(t, x) for t, x in self._anchors if s.t - t >= SETTLE_STEPS]
+        if not old or old[-1][1].shape != s.x[0].shape:
+            return None
+        moved = (s.x[0] - old[-1][1]).norm(dim=-1).mean() / self._sim.target.scale
+        return float(moved)
+
+    def _check_inert(self, changes: dict) -> None:
+        """Note a change of how the forces are shared that lands on a settled cloud (`SETTLED`)."""
+        moved = self.settled() if any(k.startswith(SHARING) for k in changes) else None
+        self.inert = (self._state.t, moved) if moved is not None and moved < SETTLED else None
+
+    def _take_over(self, state) -> None:
+        sim = self._sim
+        if self._state is None or state.t < self._state.t:
+            self._anchors.clear()                           # a new run: no movement known yet
+        self._state, self._pending, self._diverged = state, 0, -1
         if self._scene is None:
-            self._scene = frames.make_scene(sim, self._epoch)
+            self._scene = frames.make_scene(sim, next(self._builds))
             self._grid = frames.field_points(self._scene, sim.device, sim.dtype) if self._scene.valued else None
         self._spec_dirty = self._field_dirty = True
         self._meter_dirty = set(self._meters)
         self.cfg, self.device = sim.cfg, str(sim.device)
         self._note_hyper()
-        self.record.clear()
-        self.record.start({**sim.cfg, **(hyper or {})})        # a reset keeps the live knobs
-        self.record.add_snapshot(state.t, state.x[0].detach().float().cpu().numpy())
 
     def _note_hyper(self) -> None:
         self.hyper = {k: float(v[0]) for k, v in self._state.hyper.items()}
@@ -234,6 +331,8 @@ class Worker:
             self.steps_done += 1
             if self._pending:
                 self._pending -= 1
+            if s.t % 50 == 0:
+                self._anchors.append((s.t, s.x[0].detach().clone()))
             if rec.wants_snapshot(s.t):
                 rec.add_snapshot(s.t, s.x[0].detach().float().cpu().numpy())
         self._state = s
