@@ -491,6 +491,7 @@ class MapView:
         self.lab, self.ATTR, self.pn = lab, ATTR, pn
         self.run: MapRun | None = None
         self.shown = (-1, -1)                     # (run id, version) drawn
+        self.count = 0                            # maps started on this card
         cfg = lab.knob_values()
         req = default_request(cfg)
         keys = axis_keys()
@@ -520,7 +521,6 @@ class MapView:
         self.stop = pn.widgets.Button(label="Cancel", disabled=True, css_classes=["pm-cancel"])
         self.again = pn.widgets.Button(label="Ranges around the live setting", css_classes=["pm-propose"])
         self.progress = pn.indicators.Progress(value=0, max=100, width=300, visible=False, bar_color="primary")
-        self.status = pn.pane.Str("", css_classes=["pm-status"])
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["pm-alert"],
                                    sizing_mode="stretch_width")
         self.go.on_click(lambda e: self.start())
@@ -528,7 +528,7 @@ class MapView:
         self.again.on_click(lambda e: [self._propose(s) for s in self.sides])
         self.metric.param.watch(lambda e: self._draw(force=True), "value")
 
-        self.source = ColumnDataSource({k: [] for k in ("i", "j", "value", "x", "y", *STORED, "state")},
+        self.source = ColumnDataSource({k: [] for k in ("i", "j", "value", "x", "y", "conv", *STORED, "state")},
                                        name="phasemap-cells")
         self.here = ColumnDataSource({"i": [], "j": []}, name="phasemap-here")
         self.mapper = LinearColorMapper(palette="Viridis256", low=0, high=1, nan_color="#e8e8e8")
@@ -541,7 +541,7 @@ class MapView:
                   line_width=1.5)
         tips = [("cell", "@x, @y"), ("modes covered / K", "@coverage{0.000}"), ("mode entropy", "@mode_entropy{0.000}"),
                 ("KL to uniform", "@mode_kl{0.000}"), ("spread", "@spread{0.000}"),
-                ("convergence step", "@convergence_step{0}"), ("diverged", "@diverged{0%}"), ("", "@state")]
+                ("convergence step", "@conv"), ("diverged", "@diverged{0%}"), ("", "@state")]
         f.add_tools(HoverTool(renderers=[cells_r], tooltips=tips), TapTool(renderers=[cells_r]))
         self.bar = ColorBar(color_mapper=self.mapper, width=12, title="modes covered / K")
         f.add_layout(self.bar, "right")
@@ -551,11 +551,11 @@ class MapView:
         self.fig, self.knobui, self.FixedTicker = f, knobui, FixedTicker
         self.source.selected.on_change("indices", self._tapped)
         self.cb = None
-        self.downloads = [self._download(self.spec_bytes, "phasemap.toml", "Download the sweep spec (TOML)"),
-                          self._download(lambda: netcdf_bytes(self._ds()), "phasemap.nc", "Download the map (netCDF)")]
+        self.downloads = [self._download(self.spec_bytes, "phasemap.toml", "sweep spec (TOML)", 140),
+                          self._download(lambda: netcdf_bytes(self._ds()), "phasemap.nc", "netCDF", 80)]
         self.downloads += [self._download(lambda fmt=fmt: figure_bytes(self._ds(), self.run.mp.request,
                                                                        self.metric.value, fmt),
-                                          f"phasemap.{fmt}", f"Download the figure ({fmt.upper()})")
+                                          f"phasemap.{fmt}", fmt.upper(), 60)
                            for fmt in FIGURE_FORMATS]
         lab.param.watch(lambda *e: self._mark(), [ATTR[k] for k in axis_keys() if k in ATTR])
         for s in self.sides:
@@ -572,13 +572,14 @@ class MapView:
                              "land; the star is the live setting. Click a cell to move the simulation there.",
                              styles={"font-size": "12px"}, width=480),
             *rows, pn.Row(self.seeds, self.steps, self.metric, margin=0), self.fused, self.restart,
-            pn.Row(self.go, self.stop, self.again, margin=0), pn.Row(self.progress, self.status, margin=0),
+            pn.Row(self.go, self.stop, self.again, margin=0), self.progress,
             self.alert, width=500)
-        return pn.Card(pn.FlexBox(controls, pn.Column(pn.pane.Bokeh(self.fig), pn.FlexBox(*self.downloads, width=480))),
+        downloads = pn.Row(pn.pane.Str("download", margin=(12, 4)), *self.downloads)
+        return pn.Card(pn.FlexBox(controls, pn.Column(pn.pane.Bokeh(self.fig), downloads)),
                        title="Phase map", collapsed=False, sizing_mode="stretch_width", margin=(4, 0),
                        css_classes=["phasemap"])
 
-    def _download(self, fn, filename, label):
+    def _download(self, fn, filename, label, width):
         pn = self.pn
 
         def callback():
@@ -589,7 +590,8 @@ class MapView:
             except Exception as e:  # noqa: BLE001 - a failed export is a message, not a crash
                 self._say(one_line(e))
                 return io.BytesIO(b"")
-        return pn.widgets.FileDownload(callback=callback, filename=filename, label=label, width=230)
+        return pn.widgets.FileDownload(callback=callback, filename=filename, label=label, width=width,
+                                       css_classes=[f"pm-download-{filename.rsplit('.', 1)[1]}"])
 
     # ------------------------------------------------------------ the request
     def _propose(self, side: str) -> None:
@@ -639,6 +641,7 @@ class MapView:
         if self.run is not None:
             self.run.cancel()
         self.run = MapRun(mp).start()
+        self.count += 1
         self._axes()
         self._draw(force=True)
         if self.run.status == "running":
@@ -695,7 +698,9 @@ class MapView:
             m = self.metric.value
             data = {"i": ii.ravel(), "j": jj.ravel(), "value": c[m].ravel(),
                     "x": [_ticks(xs)[i] for i in ii.ravel()], "y": [_ticks(ys)[j] for j in jj.ravel()],
-                    "state": np.where(c["done"].ravel(), "", "not yet run")}
+                    "state": np.where(c["done"].ravel(), "", "not yet run"),
+                    "conv": [("never" if d else "") if not np.isfinite(v) else f"{v:.0f}"
+                             for v, d in zip(c["convergence_step"].ravel(), c["done"].ravel())]}
             data.update({k: c[k].ravel() for k in STORED})
             self.source.data = data
             lo, hi = _colour_range(m, c[m])
@@ -709,7 +714,7 @@ class MapView:
                         + ("no time (cached)" if run.cached else f"{run.seconds:.1f} s"),
                 "cancelled": f"cancelled after {done} of {run.mp.members} runs",
                 "failed": f"failed: {run.error}"}[run.status]
-        self.status.object = word
+        self.fig.title.text = f"phase map {self.count} · {word}"     # numbered: a rerun reads as new
         if run.status != "running":
             self.stop.disabled = True
             self.progress.visible = False
