@@ -23,6 +23,7 @@ machine both rates move with the load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -54,8 +55,10 @@ def engine_rate(particles: int, seconds: float) -> float:
     return rate(step, seconds)
 
 
-def streaming(particles: int, speed: int, seconds: float) -> tuple[float, float, float]:
-    """(frames/s in the page, worker steps/s, page load seconds)."""
+@contextlib.contextmanager
+def lab_page(particles: int, speed: int):
+    """The lab served in this process, opened in headless chromium once its particles show:
+    yields (page, seconds until then); everything is stopped afterwards."""
     from playwright.sync_api import sync_playwright
 
     from app.lab import server
@@ -77,19 +80,25 @@ def streaming(particles: int, speed: int, seconds: float) -> tuple[float, float,
                     time.sleep(0.2)
             while page.evaluate(LENGTH_JS) != particles:
                 time.sleep(0.05)
-            load = time.perf_counter() - t0
-            worker = max(LIVE, key=lambda w: w.id)
-            page.evaluate(COUNT_JS)
-            time.sleep(2.0)                                   # warm up: JIT, first layouts
-            f0, s0, t0 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
-            time.sleep(seconds)
-            f1, s1, t1 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
+            yield page, time.perf_counter() - t0
             browser.close()
-        return (f1 - f0) / (t1 - t0), (s1 - s0) / (t1 - t0), load
     finally:
         for w in list(LIVE):
             w.stop()
         srv.stop()
+
+
+def streaming(particles: int, speed: int, seconds: float) -> tuple[float, float, float]:
+    """(frames/s in the page, worker steps/s, page load seconds)."""
+    from app.lab.worker import LIVE
+    with lab_page(particles, speed) as (page, load):
+        worker = max(LIVE, key=lambda w: w.id)
+        page.evaluate(COUNT_JS)
+        time.sleep(2.0)                                   # warm up: JIT, first layouts
+        f0, s0, t0 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
+        time.sleep(seconds)
+        f1, s1, t1 = page.evaluate("() => window.__frames"), worker.steps_done, time.perf_counter()
+    return (f1 - f0) / (t1 - t0), (s1 - s0) / (t1 - t0), load
 
 
 MAP_TITLE = "() => Bokeh.documents[0].get_model_by_name('phasemap').title.text"   # 'phase map 2 · done: ...'
@@ -98,49 +107,24 @@ MAP_TITLE = "() => Bokeh.documents[0].get_model_by_name('phasemap').title.text" 
 def mapping(particles: int, speed: int) -> list[tuple[str, float, float, str]]:
     """(what, seconds from the click to the last cell in the page, frames/s meanwhile, the
     card's status line) for a cold, a warm and an eager 8 x 8 x 2 x 2,000-step map."""
-    from playwright.sync_api import sync_playwright
-
-    from app.lab import server
-    from app.lab.worker import LIVE
-    port = server.free_port()
-    srv = server.serve(port, threaded=True, threads=torch.get_num_threads())
     out = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--headless"])
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            for _ in range(100):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/?particles={particles}&speed={speed}")
-                    break
-                except Exception:  # noqa: BLE001 - the server thread may still be starting
-                    time.sleep(0.2)
-            while page.evaluate(LENGTH_JS) != particles:
+    runs = [("cold (compiles)", None, True), ("warm", ("0.002", "0.2"), True), ("eager", ("0.003", "0.3"), False)]
+    with lab_page(particles, speed) as (page, _):
+        page.evaluate(COUNT_JS)
+        for n, (what, lr, fused) in enumerate(runs, 1):
+            for end, v in zip(("start", "stop"), lr or ()):
+                page.locator(f".pm-y-{end} input").fill(v)
+                page.locator(f".pm-y-{end} input").press("Enter")
+            box = page.locator(".pm-compile input")
+            box.check() if fused else box.uncheck()
+            time.sleep(1.0)
+            f0, t0 = page.evaluate("() => window.__frames"), time.perf_counter()
+            page.locator(".pm-go button").click()
+            while not (status := page.evaluate(MAP_TITLE)).startswith(f"phase map {n} · done"):
                 time.sleep(0.05)
-            page.evaluate(COUNT_JS)
-            runs = [("cold (compiles)", None, True), ("warm", ("0.002", "0.2"), True), ("eager", ("0.003", "0.3"), False)]
-            for n, (what, lr, fused) in enumerate(runs, 1):
-                if lr:
-                    for end, v in zip(("start", "stop"), lr):
-                        page.locator(f".pm-y-{end} input").fill(v)
-                        page.locator(f".pm-y-{end} input").press("Enter")
-                box = page.locator(".pm-compile input")
-                box.check() if fused else box.uncheck()
-                time.sleep(1.0)
-                f0, t0 = page.evaluate("() => window.__frames"), time.perf_counter()
-                page.locator(".pm-go button").click()
-                while not (status := page.evaluate(MAP_TITLE)).startswith(f"phase map {n} · done"):
-                    time.sleep(0.05)
-                f1, t1 = page.evaluate("() => window.__frames"), time.perf_counter()
-                out.append((what, t1 - t0, (f1 - f0) / (t1 - t0), status))
-            browser.close()
-        return out
-    finally:
-        for w in list(LIVE):
-            w.stop()
-        srv.stop()
+            f1, t1 = page.evaluate("() => window.__frames"), time.perf_counter()
+            out.append((what, t1 - t0, (f1 - f0) / (t1 - t0), status))
+    return out
 
 
 def headless_map(particles: int) -> float:

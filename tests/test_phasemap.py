@@ -165,3 +165,13 @@ def test_a_cell_moves_the_live_knobs_and_the_link():
     q = lab.query()
     assert float(q["kernel.ratio"]) == pytest.approx(0.6) and "phase map: moved to" in lab.message
     assert view.here.data["i"] == [pytest.approx(2.0)] and view.here.data["j"] == [pytest.approx(1.0)]
+
+
+def test_the_spec_downloads_before_a_map_and_the_results_say_they_need_one():
+    from dynamics.sweep.spec import parse_spec
+    lab = Lab(particles=16)
+    view = pm.MapView(lab)
+    spec, nc = view.downloads[0], view.downloads[1]
+    text = spec.callback().getvalue().decode()
+    assert [a.key for a in parse_spec(text).axes] == ["kernel.ratio", "lr.disc"]
+    assert nc.callback().getvalue() == b"" and "nothing mapped yet" in view.alert.object

@@ -551,7 +551,7 @@ class MapView:
         self.fig, self.knobui, self.FixedTicker = f, knobui, FixedTicker
         self.source.selected.on_change("indices", self._tapped)
         self.cb = None
-        self.downloads = [self._download(self.spec_bytes, "phasemap.toml", "sweep spec (TOML)", 140),
+        self.downloads = [self._download(self.spec_bytes, "phasemap.toml", "sweep spec (TOML)", 140, needs_map=False),
                           self._download(lambda: netcdf_bytes(self._ds()), "phasemap.nc", "netCDF", 80)]
         self.downloads += [self._download(lambda fmt=fmt: figure_bytes(self._ds(), self.run.mp.request,
                                                                        self.metric.value, fmt),
@@ -579,12 +579,12 @@ class MapView:
                        title="Phase map", collapsed=False, sizing_mode="stretch_width", margin=(4, 0),
                        css_classes=["phasemap"])
 
-    def _download(self, fn, filename, label, width):
+    def _download(self, fn, filename, label, width, needs_map=True):
         pn = self.pn
 
         def callback():
             try:
-                if self.run is None or self.run.done_members == 0 and fn is not self.spec_bytes:
+                if needs_map and (self.run is None or self.run.done_members == 0):
                     raise ConfigError("phase map: nothing mapped yet; allowed after Map the neighbourhood")
                 return io.BytesIO(fn())
             except Exception as e:  # noqa: BLE001 - a failed export is a message, not a crash
