@@ -175,3 +175,18 @@ def test_the_spec_downloads_before_a_map_and_the_results_say_they_need_one():
     text = spec.callback().getvalue().decode()
     assert [a.key for a in parse_spec(text).axes] == ["kernel.ratio", "lr.disc"]
     assert nc.callback().getvalue() == b"" and "nothing mapped yet" in view.alert.object
+
+
+def test_cells_where_a_seed_diverged_are_crossed():
+    view = pm.MapView(Lab(particles=16))
+    view.sides["y"]["key"].value = "lr.gen"
+    view.sides["y"]["start"].value, view.sides["y"]["stop"].value = 1.0, 1000.0
+    view.sides["x"]["points"].value = view.sides["y"]["points"].value = 3
+    view.steps.value, view.fused.value, view.seeds.value = 200, False, 1
+    run = view.start()
+    assert run.wait(120) and run.status == "done"
+    view._draw(force=True)
+    diverged = run.ds["final_diverged"].any("seed").transpose("lr.gen", "kernel.ratio").values
+    assert diverged.any() and not diverged.all()
+    crossed = set(zip(view.crossed.data["i"].tolist(), view.crossed.data["j"].tolist()))
+    assert crossed == {(i, j) for j, i in zip(*np.nonzero(diverged))}

@@ -531,12 +531,14 @@ class MapView:
         self.source = ColumnDataSource({k: [] for k in ("i", "j", "value", "x", "y", "conv", *STORED, "state")},
                                        name="phasemap-cells")
         self.here = ColumnDataSource({"i": [], "j": []}, name="phasemap-here")
+        self.crossed = ColumnDataSource({"i": [], "j": []}, name="phasemap-diverged")    # a seed diverged
         self.mapper = LinearColorMapper(palette="Viridis256", low=0, high=1, nan_color="#e8e8e8")
         f = figure(frame_width=CELLS_FRAME[0], frame_height=CELLS_FRAME[1], tools="", toolbar_location=None,
                    x_range=Range1d(-0.5, 0.5), y_range=Range1d(-0.5, 0.5), name="phasemap", title="phase map")
         cells_r = f.rect("i", "j", width=1, height=1, source=self.source, line_color=None,
                          fill_color={"field": "value", "transform": self.mapper},
                          selection_fill_alpha=1.0, nonselection_fill_alpha=1.0)
+        f.scatter("i", "j", source=self.crossed, marker="x", size=12, line_color="#D55E00", line_width=2)
         f.scatter("i", "j", source=self.here, marker="star", size=18, fill_color="white", line_color="black",
                   line_width=1.5)
         tips = [("cell", "@x, @y"), ("modes covered / K", "@coverage{0.000}"), ("mode entropy", "@mode_entropy{0.000}"),
@@ -569,7 +571,7 @@ class MapView:
         controls = pn.Column(
             pn.pane.Markdown("Where does mode collapse begin? The map runs the neighbourhood of the live setting "
                              "over two knobs (each cell a batch member, several seeds) and fills in as chunks "
-                             "land; the star is the live setting. Click a cell to move the simulation there.",
+                             "land; the star is the live setting, a cross a cell where a seed diverged. Click a cell to move the simulation there.",
                              styles={"font-size": "12px"}, width=480),
             *rows, pn.Row(self.seeds, self.steps, self.metric, margin=0), self.fused, self.restart,
             pn.Row(self.go, self.stop, self.again, margin=0), self.progress,
@@ -703,6 +705,8 @@ class MapView:
                              for v, d in zip(c["convergence_step"].ravel(), c["done"].ravel())]}
             data.update({k: c[k].ravel() for k in STORED})
             self.source.data = data
+            bad = np.nan_to_num(c["diverged"]) > 0
+            self.crossed.data = {"i": ii[bad], "j": jj[bad]}
             lo, hi = _colour_range(m, c[m])
             self.mapper.update(low=lo, high=hi)
             self.bar.title = COLOURS[m]
