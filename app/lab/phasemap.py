@@ -454,7 +454,7 @@ def figure_bytes(ds: xr.Dataset, req: Request, metric: str, fmt: str = "png") ->
 
 # ---------------------------------------------------------------- the lab's card
 REFRESH_MS = 200           # how often a running map's cells are pulled into the page
-CELLS_FRAME = (380, 300)   # px of the heatmap's frame
+CELLS_SIZE = (300, 500, 380)   # px: the heatmap's least and widest width (it fits a phone), its height
 
 
 def _ticks(values) -> dict[int, str]:
@@ -511,16 +511,17 @@ class MapView:
                                          css_classes=["pm-seeds"])
         self.steps = pn.widgets.IntInput(label="steps", value=2000, start=STEPS[0], end=STEPS[1], width=100,
                                          css_classes=["pm-steps"])
-        self.fused = pn.widgets.Checkbox(label="fused step (torch.compile: the first map of a setting waits for "
-                                              "the compiler)", value=True, css_classes=["pm-compile"])
+        self.fused = pn.widgets.Checkbox(label="fused step (torch.compile; the first map of a setting waits for "
+                                               "the compiler)", value=True, css_classes=["pm-compile"],
+                                         sizing_mode="stretch_width")
         self.restart = pn.widgets.Checkbox(label="a click restarts the run at that cell", value=True,
-                                           css_classes=["pm-restart"])
+                                           css_classes=["pm-restart"], sizing_mode="stretch_width")
         self.metric = pn.widgets.Select(label="colour", options={v: k for k, v in COLOURS.items()}, value="coverage",
                                         width=200, css_classes=["pm-metric"])
         self.go = pn.widgets.Button(label="Map the neighbourhood", color="primary", css_classes=["pm-go"])
         self.stop = pn.widgets.Button(label="Cancel", disabled=True, css_classes=["pm-cancel"])
         self.again = pn.widgets.Button(label="Ranges around the live setting", css_classes=["pm-propose"])
-        self.progress = pn.indicators.Progress(value=0, max=100, width=300, visible=False, bar_color="primary")
+        self.progress = pn.indicators.Progress(value=0, max=100, width=280, visible=False, bar_color="primary")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["pm-alert"],
                                    sizing_mode="stretch_width")
         self.go.on_click(lambda e: self.start())
@@ -533,7 +534,8 @@ class MapView:
         self.here = ColumnDataSource({"i": [], "j": []}, name="phasemap-here")
         self.crossed = ColumnDataSource({"i": [], "j": []}, name="phasemap-diverged")    # a seed diverged
         self.mapper = LinearColorMapper(palette="Viridis256", low=0, high=1, nan_color="#e8e8e8")
-        f = figure(frame_width=CELLS_FRAME[0], frame_height=CELLS_FRAME[1], tools="", toolbar_location=None,
+        f = figure(height=CELLS_SIZE[2], sizing_mode="stretch_width", min_width=CELLS_SIZE[0],
+                   max_width=CELLS_SIZE[1], tools="", toolbar_location=None,
                    x_range=Range1d(-0.5, 0.5), y_range=Range1d(-0.5, 0.5), name="phasemap", title="phase map")
         cells_r = f.rect("i", "j", width=1, height=1, source=self.source, line_color=None,
                          fill_color={"field": "value", "transform": self.mapper},
@@ -565,19 +567,21 @@ class MapView:
 
     # ------------------------------------------------------------ layout
     def layout(self):
+        """Controls and heatmap side by side; on a narrow screen each wraps below the other."""
         pn = self.pn
-        rows = [pn.Row(*(self.sides[s][k] for k in ("key", "start", "stop", "points", "values")), margin=0)
+        wide = dict(sizing_mode="stretch_width", max_width=CELLS_SIZE[1])
+        rows = [pn.FlexBox(*(self.sides[s][k] for k in ("key", "start", "stop", "points", "values")))
                 for s in self.sides]
         controls = pn.Column(
             pn.pane.Markdown("Where does mode collapse begin? The map runs the neighbourhood of the live setting "
                              "over two knobs (each cell a batch member, several seeds) and fills in as chunks "
-                             "land; the star is the live setting, a cross a cell where a seed diverged. Click a cell to move the simulation there.",
-                             styles={"font-size": "12px"}, width=480),
-            *rows, pn.Row(self.seeds, self.steps, self.metric, margin=0), self.fused, self.restart,
-            pn.Row(self.go, self.stop, self.again, margin=0), self.progress,
-            self.alert, width=500)
-        downloads = pn.Row(pn.pane.Str("download", margin=(12, 4)), *self.downloads)
-        return pn.Card(pn.FlexBox(controls, pn.Column(pn.pane.Bokeh(self.fig), downloads)),
+                             "land; the star is the live setting, a cross a cell where a seed diverged. Click "
+                             "a cell to move the simulation there.", styles={"font-size": "12px"},
+                             sizing_mode="stretch_width"),
+            *rows, pn.FlexBox(self.seeds, self.steps, self.metric), self.fused, self.restart,
+            pn.FlexBox(self.go, self.stop, self.again), self.progress, self.alert, **wide)
+        downloads = pn.FlexBox(pn.pane.Str("download", margin=(12, 4)), *self.downloads)
+        return pn.Card(pn.FlexBox(controls, pn.Column(pn.pane.Bokeh(self.fig, **wide), downloads, **wide)),
                        title="Phase map", collapsed=False, sizing_mode="stretch_width", margin=(4, 0),
                        css_classes=["phasemap"])
 

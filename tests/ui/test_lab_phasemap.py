@@ -29,7 +29,7 @@ def fill(page, cls: str, value) -> None:
 
 
 def test_the_map_fills_and_a_click_moves_the_simulation(page, lab_url):
-    _, worker = open_lab(page, lab_url)
+    errors, worker = open_lab(page, lab_url)
     for cls, value in (("pm-x-points", 4), ("pm-y-points", 3), ("pm-seeds", 1), ("pm-steps", 100)):
         fill(page, cls, value)
     page.locator(".pm-compile input").uncheck()          # eager: no compiler wait in a test
@@ -47,3 +47,4 @@ def test_the_map_fills_and_a_click_moves_the_simulation(page, lab_url):
                        "kernel.ratio in the address bar")
     assert float(query[0]) == 1.0
     assert float(urllib.parse.parse_qs(page.evaluate(search)[1:])["lr.disc"][0]) == pytest.approx(0.1)
+    assert errors == []
