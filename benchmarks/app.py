@@ -14,7 +14,9 @@
    (the card's defaults around ring8) while the live view streams: seconds from the click to the
    last cell in the page, frames/s meanwhile; first a cold map (the fused step compiles), then a
    warm one (other lr.disc values, the same build: no compiling), then one eager; last the warm
-   map alone, no page (what the map costs without the live view and the browser).
+   map alone, no page (what the map costs without the live view and the browser). --speed sets
+   the live view's steps per frame meanwhile (200, the top, keeps one core stepping; 10 is the
+   lab's default).
 Targets (issue 3): >= 20 fps, and streaming keeps >= 50 % of the headless step rate; (issue 13)
 the map in <= 15 s while the page keeps >= 10 fps.
 The machine, its load and the torch thread count are printed with the numbers: on a shared

@@ -580,7 +580,7 @@ class MapView:
                              sizing_mode="stretch_width"),
             *rows, pn.FlexBox(self.seeds, self.steps, self.metric), self.fused, self.restart,
             pn.FlexBox(self.go, self.stop, self.again), self.progress, self.alert, **wide)
-        downloads = pn.FlexBox(pn.pane.Str("download", margin=(12, 4)), *self.downloads)
+        downloads = pn.FlexBox(pn.pane.Markdown("download", margin=(12, 4)), *self.downloads)
         return pn.Card(pn.FlexBox(controls, pn.Column(pn.pane.Bokeh(self.fig, **wide), downloads, **wide)),
                        title="Phase map", collapsed=False, sizing_mode="stretch_width", margin=(4, 0),
                        css_classes=["phasemap"])
