@@ -190,3 +190,38 @@ def test_cells_where_a_seed_diverged_are_crossed():
     assert diverged.any() and not diverged.all()
     crossed = set(zip(view.crossed.data["i"].tolist(), view.crossed.data["j"].tolist()))
     assert crossed == {(i, j) for j, i in zip(*np.nonzero(diverged))}
+
+
+def test_maps_take_turns_and_a_queued_one_can_be_cancelled():
+    first = pm.MapRun(pm.plan_map(live(), PRESET, request(steps=20_000))).start()
+    second = pm.MapRun(pm.plan_map(live(), PRESET, request(steps=19_999))).start()
+    assert wait_for(lambda: second.queued) and first.status == "running"
+    second.cancel()
+    assert second.wait(30) and second.status == "cancelled" and second.done_members == 0
+    first.cancel()
+    assert first.wait(60) and first.status == "cancelled"
+
+
+def test_a_categorical_axis_on_the_card_lists_its_choices_and_marks_the_live_one():
+    lab = Lab(particles=16)
+    view = pm.MapView(lab)
+    view.sides["y"]["key"].value = "disc.activation"
+    w = view.sides["y"]
+    assert w["values"].visible and not w["start"].visible
+    view.sides["x"]["points"].value = 2
+    w["values"].value = "tanh, relu"
+    view.steps.value, view.fused.value, view.seeds.value = 20, False, 1
+    run = view.start()
+    assert run.wait(120) and run.status == "done"
+    assert list(run.ds["disc.activation"].values) == ["tanh", "relu"]
+    assert view.here.data["j"] == [1.0]                    # the live critic is relu: the second row
+
+
+def wait_for(fn, timeout=30.0):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if fn():
+            return True
+        time.sleep(0.02)
+    return False

@@ -59,6 +59,9 @@ RECORDS = 50               # records per cell run (hops, convergence step)
 THREADS = 1                # torch threads of the map's thread
 CACHE_MAX = 16             # finished maps kept (a map of 24 x 24 x 8 cells is ~0.5 MB)
 _CACHE: "collections.OrderedDict[str, xr.Dataset]" = collections.OrderedDict()
+_CACHE_LOCK = threading.Lock()
+# one map computes at a time in a server process: each takes a core, and the live views need the other
+_SLOT = threading.Semaphore(1)
 _ids = itertools.count(1)
 
 
@@ -324,10 +327,13 @@ class MapRun:
         self.error = ""
         self.seconds = 0.0
         self._cancel = threading.Event()
-        cached = _CACHE.get(mp.key)
+        self.queued = False                  # waiting for another map to finish
+        with _CACHE_LOCK:
+            cached = _CACHE.get(mp.key)
+            if cached is not None:
+                _CACHE.move_to_end(mp.key)
         self.cached = cached is not None
         if cached is not None:
-            _CACHE.move_to_end(mp.key)
             self.ds, self.done_members, self.status = cached, mp.members, "done"
             self.thread = None
             return
@@ -357,7 +363,13 @@ class MapRun:
         t0 = time.perf_counter()
         plan = self.mp.plan
         full = math.prod(plan.chunk_shape)
+        slot = False
         try:
+            while not (slot := _SLOT.acquire(timeout=0.1)):
+                self.queued = True
+                if self._cancel.is_set():
+                    raise Cancelled
+            self.queued, t0 = False, time.perf_counter()
             for chunk in plan.chunks:
                 if self._cancel.is_set():
                     raise Cancelled
@@ -370,9 +382,10 @@ class MapRun:
                     self.done_members += chunk.size
                     self.version += 1
             self.seconds = time.perf_counter() - t0
-            _CACHE[self.mp.key] = self.ds
-            while len(_CACHE) > CACHE_MAX:
-                _CACHE.popitem(last=False)
+            with _CACHE_LOCK:
+                _CACHE[self.mp.key] = self.ds
+                while len(_CACHE) > CACHE_MAX:
+                    _CACHE.popitem(last=False)
             self.status = "done"
         except Cancelled:
             self.status = "cancelled"
@@ -382,6 +395,8 @@ class MapRun:
             self.status = "failed"
         finally:
             self.seconds = time.perf_counter() - t0
+            if slot:
+                _SLOT.release()
 
 
 def cells(ds: xr.Dataset, x: str, y: str) -> dict[str, np.ndarray]:
@@ -717,7 +732,8 @@ class MapView:
             self._mark()
         done = run.done_members
         self.progress.value = int(100 * done / run.mp.members)
-        word = {"running": f"{done} of {run.mp.members} runs ({run.mp.cells} cells)",
+        word = {"running": "waiting for another map to finish" if run.queued else
+                f"{done} of {run.mp.members} runs ({run.mp.cells} cells)",
                 "done": f"done: {run.mp.cells} cells x {len(run.mp.spec.seeds)} seeds in "
                         + ("no time (cached)" if run.cached else f"{run.seconds:.1f} s"),
                 "cancelled": f"cancelled after {done} of {run.mp.members} runs",
