@@ -1,9 +1,9 @@
 """The lab's phase map without a browser: planning (cells -> members, chunks), the runner
-(bitwise equal to a direct run, cache, cancel), bad requests, exports and the jump."""
+(bitwise equal to a direct run, cache, cancel, turns), bad requests, exports, and the card
+(`app.lab.mapcard`): its messages, downloads, marks and the jump."""
 from __future__ import annotations
 
 import collections
-import io
 import itertools
 
 import numpy as np
@@ -13,6 +13,7 @@ import xarray as xr
 pytest.importorskip("panel")
 
 from app.lab import phasemap as pm  # noqa: E402
+from app.lab.mapcard import MapView  # noqa: E402
 from app.lab.state import Lab  # noqa: E402
 from dynamics import presets  # noqa: E402
 from dynamics.knobs import ConfigError, resolve  # noqa: E402
@@ -114,7 +115,7 @@ def test_the_memory_cap_names_the_knobs():
 
 def test_a_bad_range_on_the_card_says_so_and_leaves_the_lab_alone():
     lab = Lab(particles=16)
-    view = pm.MapView(lab)
+    view = MapView(lab)
     view.sides["x"]["stop"].value = 2.0
     before = lab.param.values()
     assert view.start() is None and view.run is None
@@ -153,7 +154,7 @@ def test_exports_open_as_sweep_results_and_figures(tmp_path):
 
 def test_a_cell_moves_the_live_knobs_and_the_link():
     lab = Lab(particles=16)
-    view = pm.MapView(lab)
+    view = MapView(lab)
     for side, (a, b, n) in (("x", (0.0, 0.9, 4)), ("y", (0.005, 0.05, 3))):
         view.sides[side]["start"].value, view.sides[side]["stop"].value = a, b
         view.sides[side]["points"].value = n
@@ -170,7 +171,7 @@ def test_a_cell_moves_the_live_knobs_and_the_link():
 def test_the_spec_downloads_before_a_map_and_the_results_say_they_need_one():
     from dynamics.sweep.spec import parse_spec
     lab = Lab(particles=16)
-    view = pm.MapView(lab)
+    view = MapView(lab)
     spec, nc = view.downloads[0], view.downloads[1]
     text = spec.callback().getvalue().decode()
     assert [a.key for a in parse_spec(text).axes] == ["kernel.ratio", "lr.disc"]
@@ -178,7 +179,7 @@ def test_the_spec_downloads_before_a_map_and_the_results_say_they_need_one():
 
 
 def test_cells_where_a_seed_diverged_are_crossed():
-    view = pm.MapView(Lab(particles=16))
+    view = MapView(Lab(particles=16))
     view.sides["y"]["key"].value = "lr.gen"
     view.sides["y"]["start"].value, view.sides["y"]["stop"].value = 1.0, 1000.0
     view.sides["x"]["points"].value = view.sides["y"]["points"].value = 3
@@ -204,7 +205,7 @@ def test_maps_take_turns_and_a_queued_one_can_be_cancelled():
 
 def test_a_categorical_axis_on_the_card_lists_its_choices_and_marks_the_live_one():
     lab = Lab(particles=16)
-    view = pm.MapView(lab)
+    view = MapView(lab)
     view.sides["y"]["key"].value = "disc.activation"
     w = view.sides["y"]
     assert w["values"].visible and not w["start"].visible
