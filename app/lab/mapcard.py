@@ -9,13 +9,19 @@ import io
 import math
 
 import numpy as np
+import panel as pn
 import xarray as xr
+from bokeh.models import ColorBar, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper, Range1d, TapTool
+from bokeh.plotting import figure
 
 from dynamics.knobs import KNOBS, ConfigError, one_line
+
+from . import knobui
 
 from .phasemap import (CATEGORICAL, COLOURS, FIGURE_FORMATS, SEEDS, STEPS, STORED, Axis, MapRun, Request,
                        axis_keys, cells, default_request, figure_bytes, is_log, netcdf_bytes, plan_map, propose,
                        spec_text)
+from .state import ATTR
 
 REFRESH_MS = 200           # how often a running map's cells are pulled into the page
 CELLS_SIZE = (300, 500, 380)   # px: the heatmap's least and widest width (it fits a phone), its height
@@ -45,14 +51,7 @@ class MapView:
     """The card: pickers, buttons, progress, the heatmap and its downloads, for one Lab."""
 
     def __init__(self, lab):
-        import panel as pn
-        from bokeh.models import (ColorBar, ColumnDataSource, FixedTicker, HoverTool, LinearColorMapper, Range1d,
-                                  TapTool)
-        from bokeh.plotting import figure
-
-        from . import knobui
-        from .state import ATTR
-        self.lab, self.ATTR, self.pn = lab, ATTR, pn
+        self.lab = lab
         self.run: MapRun | None = None
         self.shown = (-1, -1)                     # (run id, version) drawn
         self.count = 0                            # maps started on this card
@@ -117,7 +116,7 @@ class MapView:
         for ax in (f.xaxis, f.yaxis):
             ax.ticker = FixedTicker(ticks=[])
         f.toolbar.logo = None
-        self.fig, self.knobui, self.FixedTicker = f, knobui, FixedTicker
+        self.fig = f
         self.source.selected.on_change("indices", self._tapped)
         self.cb = None
         self.downloads = [self._download(self.spec_bytes, "phasemap.toml", "sweep spec (TOML)", 140, needs_map=False),
@@ -133,7 +132,6 @@ class MapView:
     # ------------------------------------------------------------ layout
     def layout(self):
         """Controls and heatmap side by side; on a narrow screen each wraps below the other."""
-        pn = self.pn
         wide = dict(sizing_mode="stretch_width", max_width=CELLS_SIZE[1])
         rows = [pn.FlexBox(*(self.sides[s][k] for k in ("key", "start", "stop", "points", "values")))
                 for s in self.sides]
@@ -151,7 +149,6 @@ class MapView:
                        css_classes=["phasemap"])
 
     def _download(self, fn, filename, label, width, needs_map=True):
-        pn = self.pn
 
         def callback():
             try:
@@ -168,7 +165,7 @@ class MapView:
     def _propose(self, side: str) -> None:
         w = self.sides[side]
         key = w["key"].value
-        a = propose(key, getattr(self.lab, self.ATTR[key]), w["points"].value or 8)
+        a = propose(key, getattr(self.lab, ATTR[key]), w["points"].value or 8)
         if a.categorical:
             w["values"].value = ", ".join(a.values)
         else:
@@ -219,7 +216,7 @@ class MapView:
             self.stop.disabled = False
             self.progress.param.update(value=0, visible=True)
             if self.cb is None:
-                self.cb = self.pn.state.add_periodic_callback(self._draw, period=REFRESH_MS)
+                self.cb = pn.state.add_periodic_callback(self._draw, period=REFRESH_MS)
         return self.run
 
     def cancel(self) -> None:
@@ -241,15 +238,15 @@ class MapView:
         for ax, rng, a in ((f.xaxis, f.x_range, req.x), (f.yaxis, f.y_range, req.y)):
             values = list(ds[a.key].values)
             rng.start, rng.end = -0.5, len(values) - 0.5
-            ax.ticker = self.FixedTicker(ticks=list(range(len(values))))
+            ax.ticker = FixedTicker(ticks=list(range(len(values))))
             ax.major_label_overrides = _ticks(values)
-            ax.axis_label = self.knobui.label(KNOBS[a.key]) + (" (log)" if is_log(a.key) else "")
+            ax.axis_label = knobui.label(KNOBS[a.key]) + (" (log)" if is_log(a.key) else "")
 
     def _mark(self) -> None:
         if self.run is None:
             return
         req, ds = self.run.mp.request, self.run.ds
-        pos = [_position(list(ds[a.key].values), getattr(self.lab, self.ATTR[a.key]), is_log(a.key))
+        pos = [_position(list(ds[a.key].values), getattr(self.lab, ATTR[a.key]), is_log(a.key))
                for a in (req.x, req.y)]
         self.here.data = {"i": [pos[0]], "j": [pos[1]]} if None not in pos else {"i": [], "j": []}
 
@@ -314,7 +311,7 @@ class MapView:
         with `restart`, a live-only jump starts the run afresh there."""
         req, ds = self.run.mp.request, self.run.ds
         values = {a.key: ds[a.key].values[n].item() for a, n in ((req.x, i), (req.y, j))}
-        self.lab.param.update(**{self.ATTR[k]: v for k, v in values.items()})
+        self.lab.param.update(**{ATTR[k]: v for k, v in values.items()})
         live = all(KNOBS[k].role == "hyper" for k in values)
         if live and self.restart.value:
             self.lab.reset()
@@ -335,7 +332,6 @@ def _colour_range(metric: str, values: np.ndarray) -> tuple[float, float]:
 
 def panel(lab):
     """The phase map's card for the page (and its MapView, for tests)."""
-    import panel as pn
     view = MapView(lab)
     doc = pn.state.curdoc
     if doc is not None and getattr(doc, "session_context", None) is not None:

@@ -29,15 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import xarray as xr
 
 from dynamics import budget, presets
 from dynamics.engine import build
-from dynamics.knobs import KNOBS, ConfigError, hyper_keys, one_line
+from dynamics.knobs import KNOBS, ConfigError, defaults, hyper_keys, one_line, resolve
 from dynamics.observables import OBSERVABLES
+from dynamics.results import write_netcdf
 from dynamics.run import simulate
 from dynamics.sweep.plan import Chunk, Plan, make_plan
 from dynamics.sweep.spec import Spec, available_metrics, parse_spec
+
+from .state import SESSION_BYTES
 
 log = logging.getLogger(__name__)
 # the colour choices, each a declared observable (final value, mean over seeds)
@@ -111,7 +115,10 @@ def propose(key: str, value: Any, points: int = 8) -> Axis:
     if key in CATEGORICAL:
         return Axis(key, values=tuple(k.allowed()))
     lo, hi = k.bounds or (None, None)
-    clip = lambda v: min(max(v, lo if lo is not None else -math.inf), hi if hi is not None else math.inf)  # noqa: E731
+
+    def clip(v: float) -> float:
+        return min(max(v, -math.inf if lo is None else lo), math.inf if hi is None else hi)
+
     if k.log:
         v = value if value > 0 else max(lo or 0.0, 1e-3)
         a, b = clip(v / 10), clip(v * 10)
@@ -163,7 +170,10 @@ def _axis_table(a: Axis, field: str, cfg: dict) -> Any:
         raise ConfigError(f"{field}: {a.key} has no effect with {other} = {cfg[other]}; allowed "
                           f"{', '.join(axis_keys(cfg))}")
     if a.categorical:
-        values = [k.coerce(v) for v in a.values] if a.values else []
+        try:
+            values = [k.coerce(v) for v in a.values]
+        except ConfigError as e:
+            raise ConfigError(f"{field}.values: {e}") from None
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"{field}.values: {list(a.values)!r}; allowed distinct values, one or more of "
                               f"{', '.join(k.allowed())}")
@@ -202,9 +212,7 @@ def spec_text(cfg: dict, preset: str, req: Request) -> str:
     axes = {"x": _axis_table(req.x, "x", cfg), "y": _axis_table(req.y, "y", cfg)}
     seeds = _int_field(req.seeds, "seeds", *SEEDS)
     steps = _int_field(req.steps, "steps", *STEPS)
-    base = presets.load(preset)
-    from dynamics.knobs import resolve
-    ref = resolve(base)
+    ref = resolve(presets.load(preset))
     skip = {req.x.key, req.y.key, "seed", "device", "target.file"}
     fixed = {k: v for k, v in cfg.items() if k not in skip and KNOBS[k].role != "run" and v != ref[k]}
     fixed["compile"] = bool(req.compile)
@@ -251,7 +259,6 @@ def plan_map(cfg: dict, preset: str, req: Request, limit_bytes: int | None = Non
                           f"N = {spec.config['particles']} is {work:.2g} particle-steps; allowed at most "
                           f"{MAX_WORK:.0e} (about a minute of one core): fewer points, seeds or steps")
     if limit_bytes is None:
-        from .state import SESSION_BYTES
         limit_bytes = SESSION_BYTES
     size = max(c.size for c in plan.chunks)
     for cfg_g in {json.dumps(c.cfg, sort_keys=True): c.cfg for c in plan.chunks}.values():
@@ -357,7 +364,6 @@ class MapRun:
         return self.done_members / self.mp.members
 
     def _loop(self) -> None:
-        import torch
         torch.set_num_threads(self.threads)
         t0 = time.perf_counter()
         plan = self.mp.plan
@@ -417,7 +423,6 @@ def cells(ds: xr.Dataset, x: str, y: str) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------- exports
 def netcdf_bytes(ds: xr.Dataset) -> bytes:
-    from dynamics.results import write_netcdf
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "phasemap.nc"
         write_netcdf(ds, path)
@@ -430,7 +435,6 @@ CAPTION_WIDTH = 90
 
 def describe(ds: xr.Dataset, axes: tuple[str, ...]) -> str:
     """The fixed knobs of a map in a line or two: seeds, steps and every knob off its default."""
-    from dynamics.knobs import defaults
     cfg, base = json.loads(ds.attrs["config"]), defaults()
     seeds = [int(s) for s in ds["seed"].values]
     skip = set(axes) | {"seed", "steps", "compile", "device"} | {k for k in KNOBS if KNOBS[k].role == "run"}
@@ -444,7 +448,7 @@ def describe(ds: xr.Dataset, axes: tuple[str, ...]) -> str:
 def figure_bytes(ds: xr.Dataset, req: Request, metric: str, fmt: str = "png") -> bytes:
     """The map as the offline figures draw a sweep (`app.plots.figures`, the figure style),
     titled with the knob values it was run at."""
-    from app.plots import figures, style
+    from app.plots import figures, style       # HoloViews: loaded when a figure is asked for
 
     if fmt not in FIGURE_FORMATS:
         raise ConfigError(f"format: {fmt!r} is not allowed; allowed {', '.join(FIGURE_FORMATS)}")
