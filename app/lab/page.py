@@ -19,7 +19,7 @@ from bokeh.models import CustomJS, Div
 from dynamics import presets
 from dynamics.knobs import KNOBS, inapplicable, one_line
 
-from . import export, knobui, lessonui, texts
+from . import export, knobui, lessonui, mapcard, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
 
@@ -283,6 +283,7 @@ def _page(lab: Lab):
                    pn.Column(lessonui.card(lab),
                              pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
                              pn.pane.Bokeh(views.images_fig)), flex_wrap="wrap"),
+        mapcard.panel(lab),
         pn.FlexBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()],
                    pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
         meter_row,
