@@ -202,7 +202,6 @@ def small_problem_threads(cfg, batch: int) -> None:
 def main_run(args) -> int:
     from dynamics import budget
     from dynamics.engine import resolve_device
-    from dynamics.results import check_writable, to_dataset, write_netcdf
     from dynamics.run import Progress, simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
@@ -210,7 +209,8 @@ def main_run(args) -> int:
         raise ConfigError("--seeds: cannot be combined with --seed or --set seed=...; allowed one of them")
     small_problem_threads(cfg, len(members or [{}]))
     device = resolve_device(cfg["device"])
-    if args.out:
+    if args.out:                                       # xarray (and pandas) load only when a file is written
+        from dynamics.results import check_writable, to_dataset, write_netcdf
         check_writable(args.out)                       # before the run: its results must not be lost after
     n = len(members or [{}])
     budget.check(cfg, n)                               # before anything is allocated
