@@ -191,23 +191,15 @@ def final_metrics(h, b: int = 0) -> dict[str, Any]:
     return out
 
 
-def small_problem_threads(cfg, batch: int) -> None:
-    """One thread for small problems: a second OpenMP thread spinning on a busy shared core
-    slows a B = 1 run many times over (BENCHMARKS.md); large batches still use every core."""
-    import torch
-    if batch * (cfg["particles"] + (cfg["real"] or cfg["particles"])) * cfg["disc.width"] < 2_000_000:
-        torch.set_num_threads(1)
-
-
 def main_run(args) -> int:
-    from dynamics import budget
+    from dynamics import budget, threads
     from dynamics.engine import resolve_device
     from dynamics.run import Progress, simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
     if members is not None and (args.seed is not None or any(s.partition("=")[0].strip() == "seed" for s in args.set)):
         raise ConfigError("--seeds: cannot be combined with --seed or --set seed=...; allowed one of them")
-    small_problem_threads(cfg, len(members or [{}]))
+    threads.apply(cfg, len(members or [{}]))
     device = resolve_device(cfg["device"])
     if args.out:                                       # xarray (and pandas) load only when a file is written
         from dynamics.results import check_writable, to_dataset, write_netcdf

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
-from . import rng
+from . import rng, threads
 from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
 from .knobs import ConfigError, hyper_keys, one_line, resolve
@@ -145,6 +145,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     one cfg names.
     """
     cfg = resolve(cfg)
+    threads.apply(cfg)                     # one thread for a small problem, unless the user chose
     device = resolve_device(cfg["device"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
     target = build_target(cfg, device, dtype) if target is None else target.to(device, dtype)
@@ -174,6 +175,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
             resolve(cfg, m)                                  # checks each override's range
         seeds = [m.get("seed", cfg["seed"]) for m in members]
         B = len(members)
+        threads.apply(cfg, B)                                # a large batch gets its cores back
         gens = rng.generators(seeds)
         hyper = {k: hyper_tensor(members, k) for k in hkeys}
         x0 = initial_cloud(cfg, gens, N, d, dtype, device)

@@ -209,3 +209,28 @@ def test_compile_failure_falls_back_to_the_eager_step(monkeypatch, message, show
     with pytest.warns(RuntimeWarning, match=f"compile: torch.compile failed \\({shown}"):
         fallback = _run({**cfg, "compile": True}, 5)
     torch.testing.assert_close(fallback.x, _run(cfg, 5).x, rtol=1e-12, atol=1e-12)   # products differ in order
+
+
+def _threads_after(code: str, env: dict | None = None) -> list[int]:
+    """Run `code` in a fresh interpreter (the test process set its own threads); it prints ints."""
+    import os
+    import subprocess
+    import sys
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "import torch\nfrom dynamics import threads\n"
+                          "from dynamics.engine import build\n" + code], capture_output=True, text=True,
+                         env={**base, **(env or {})}, timeout=300, check=True)
+    return [int(v) for v in out.stdout.split()]
+
+
+@pytest.mark.slow
+def test_build_applies_the_thread_policy_unless_the_user_chose():
+    """A small problem runs on one thread, a large batch on torch's default, without the
+    caller doing anything; OMP_NUM_THREADS or an explicit torch.set_num_threads wins."""
+    small = "sim = build({'particles': 64})\nprint(torch.get_num_threads(), threads.policy_threads(sim.cfg))\n"
+    got, policy = _threads_after(small)
+    assert got == policy == 1
+    batch = small + "sim.init([{'seed': s} for s in range(200)])\nprint(torch.get_num_threads(), threads.torch_default())"
+    assert _threads_after(batch)[2] == _threads_after(batch)[3]
+    assert _threads_after(small, {"OMP_NUM_THREADS": "2"})[0] == 2          # not the policy's 1
+    assert _threads_after("torch.set_num_threads(3)\n" + small)[0] == 3
