@@ -96,28 +96,36 @@ def _counter(t: int, device: torch.device) -> Tensor:
     return torch.full((), t, dtype=torch.int64, device=device)
 
 
-def _compiled(advance: Callable, device: torch.device) -> Callable:
-    """advance under torch.compile, the step number passed as a tensor (a new value must not
-    recompile). Where compiling fails (no C++ compiler, an unsupported op) the step warns once
-    and goes on eagerly: same maths, slower."""
-    fused = torch.compile(advance, dynamic=False)
+def compile_or_eager(fn: Callable, what: str, compile_args: Callable | None = None) -> Callable:
+    """fn under torch.compile (compile_args maps the call's arguments to the compiled one's).
+    Where compiling fails (no C++ compiler, an unsupported op) it warns once and goes on
+    eagerly: same maths, slower."""
+    fused = torch.compile(fn, dynamic=False)
     compiled = []                                  # [True]: compiled once; [False]: fell back
 
-    def core(x, p, opt, kstate, h, key, t: int):
+    def call(*args):
         if compiled == [False]:
-            return advance(x, p, opt, kstate, h, key, t)
+            return fn(*args)
         try:
-            out = fused(x, p, opt, kstate, h, key, _counter(t, device))
+            out = fused(*(compile_args(*args) if compile_args else args))
         except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
             if compiled:                           # it compiled before: a real error, not the compiler
                 raise
             warnings.warn(f"compile: torch.compile failed ({one_line(err)}); "
-                          "running the step eagerly", RuntimeWarning, stacklevel=3)
+                          f"running {what} eagerly", RuntimeWarning, stacklevel=3)
             compiled.append(False)
-            return advance(x, p, opt, kstate, h, key, t)
+            return fn(*args)
         compiled[:] = [True]
         return out
-    return core
+    return call
+
+
+def _compiled(advance: Callable, device: torch.device) -> Callable:
+    """advance under torch.compile, the step number passed as a tensor (a new value must not
+    recompile)."""
+    def tensor_step(x, p, opt, kstate, h, key, t: int):
+        return x, p, opt, kstate, h, key, _counter(t, device)
+    return compile_or_eager(advance, "the step", tensor_step)
 
 
 def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from . import observables as obs
-from .engine import Simulation, State, build
+from .engine import Simulation, State, build, compile_or_eager
 
 CONV_THRESHOLD = 0.05      # mean particle-to-mode distance, in units of the target's scale
+STATE_NAMES = obs.names(when=("step",), source=("state",))     # read off the engine's State
 LONG_S = 10.0              # a run projected to take longer than this says so (and how long)
 
 
@@ -99,6 +100,28 @@ class History:
     state: State | None = None
 
 
+def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled: bool) -> Callable:
+    """measure(x, x_prev, state values) -> `(K, B)` the step observables of one record, in the
+    order `names` (NaN where x_prev is None for those that need the step before), the hop
+    counter updated. The row stays on the device, and under `compile` it is one fused kernel:
+    recording every 10 steps must not cost as much as the (fused) steps do."""
+    target = sim.target
+
+    def measure(x, x_prev, from_state):
+        m = obs.cheap(x, target, x if x_prev is None else x_prev)
+        hops.update(m["com_distance"], m.pop("com_mode"))
+        dist, _ = obs.nearest(x, target)
+        m["mean_error"] = dist.mean(1) / target.scale
+        m.update(zip(STATE_NAMES, from_state))
+        m["hops"] = hops.hops.to(x.dtype)
+        if x_prev is None:                      # step 0: no step before
+            m.update({k: torch.full_like(m[k], float("nan")) for k in names if obs.OBSERVABLES[k].prev})
+        return torch.stack([m[k] for k in names])
+
+    names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
+    return (compile_or_eager(measure, "the recording") if compiled else measure), names
+
+
 def record_steps(total: int, every: int) -> list[int]:
     ts = list(range(0, total + 1, every))
     if ts[-1] != total:
@@ -120,24 +143,18 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     n_snap = min(cfg["record.snapshots"], len(ts))
     snap_idx = set(np.unique(np.linspace(0, len(ts) - 1, n_snap).round().astype(int)).tolist()) if n_snap else set()
     hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
-    rows: dict[str, list[torch.Tensor]] = {}
+    measure, names = _measurer(sim, hops, s.x, cfg["compile"])
+    rows: list[torch.Tensor] = []               # one (K, B) row per record, read back once at the end
     snaps, snap_steps = [], []
-    ref_scale = sim.target.scale
 
     def record(i: int, t: int, x_prev):
-        m = obs.cheap(s.x, sim.target, x_prev)
-        hops.update(m["com_distance"], m.pop("com_mode"))
-        dist, _ = obs.nearest(s.x, sim.target)
-        m["mean_error"] = dist.mean(1) / ref_scale
-        m.update(obs.from_state(s))
-        m["hops"] = hops.hops.to(s.x.dtype)
-        for k, v in m.items():
-            rows.setdefault(k, []).append(v.detach())
+        rows.append(measure(s.x, x_prev, [getattr(s, k) for k in STATE_NAMES]).detach())
         if i in snap_idx:
             snaps.append(s.x.detach().float())
             snap_steps.append(t)
         if on_record is not None:
-            on_record(t, m)
+            on_record(t, {k: rows[-1][j] for j, k in enumerate(names) if x_prev is not None or
+                          not obs.OBSERVABLES[k].prev})
 
     step_now = 0
     x_prev = None
@@ -154,11 +171,11 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
         record(i, t, x_prev if t > 0 else None)
 
     B = s.batch
-    series = {}
-    for k, v in rows.items():
-        if obs.OBSERVABLES[k].prev:               # none at step 0
-            v = [torch.full((B,), float("nan"), dtype=s.x.dtype, device=s.x.device)] * (len(ts) - len(v)) + v
-        series[k] = torch.stack(v, 1).cpu().numpy()
+    table = torch.stack(rows).cpu().numpy()      # (T, K, B): the one read-back of the run's metrics
+    # the order of the first record (step 0 has no step before), then those that need one
+    order = sorted(names, key=lambda k: obs.OBSERVABLES[k].prev)
+    series = {k: np.ascontiguousarray(table[:, names.index(k)].T) for k in order
+              if len(ts) > 1 or not obs.OBSERVABLES[k].prev}
     steps = np.asarray(ts)
     conv = obs.convergence_step(torch.as_tensor(series["mean_error"]), torch.as_tensor(steps), CONV_THRESHOLD)
     final = {k: v[:, -1] for k, v in series.items()}

@@ -234,3 +234,32 @@ def test_build_applies_the_thread_policy_unless_the_user_chose():
     assert _threads_after(batch)[2] == _threads_after(batch)[3]
     assert _threads_after(small, {"OMP_NUM_THREADS": "2"})[0] == 2          # not the policy's 1
     assert _threads_after("torch.set_num_threads(3)\n" + small)[0] == 3
+
+
+@pytest.mark.slow
+def test_compiled_recording_measures_what_the_eager_one_does():
+    """Under compile the run's metrics are one fused row per record: the same values as the
+    eager recorder, hops included (a cloud moved from mode to mode), NaN speeds at step 0."""
+    import warnings
+
+    from dynamics import observables as obs
+    from dynamics.run import _measurer
+    sim = build({"particles": 24, "dtype": "float64", "target.kind": "ring", "target.modes": 4})
+    s = sim.init([{"seed": 1}, {"seed": 2}])
+    centres = sim.target.centers
+    clouds = [s.x] + [s.x + (centres[i % 4] - s.x.mean(1, keepdim=True)) for i in range(6)]
+    rows = {}
+    for compiled in (False, True):
+        hops = obs.HopCounter(2, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
+        measure, names = _measurer(sim, hops, s.x, compiled)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)       # a compile fallback would hide the test
+            try:
+                rows[compiled] = [measure(x, clouds[i - 1] if i else None, [s.loss_d, s.loss_g])
+                                  for i, x in enumerate(clouds)]
+            except RuntimeWarning as w:
+                pytest.skip(f"torch.compile unavailable here: {w}")
+    for eager, fused in zip(rows[False], rows[True]):
+        torch.testing.assert_close(fused, eager, rtol=1e-9, atol=1e-9, equal_nan=True)
+    assert rows[True][-1][names.index("hops")].tolist() == [5.0, 5.0]
+    assert torch.isnan(rows[True][0][names.index("speed_collective")]).all()
