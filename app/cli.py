@@ -155,6 +155,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="run several seeds as one batch (each member exactly as if run alone)")
     p.add_argument("--json", action="store_true", help="print one JSON object: the config and final metrics")
     p.add_argument("--out", default=None, metavar="FILE.nc", help="write metrics, snapshots and config (netCDF)")
+    p.add_argument("--no-progress", action="store_true", help="no estimate or progress lines on stderr (a run "
+                   "longer than ~10 s gives them; --json too turns them off)")
 
 
 def _seeds(text: str | None) -> list[dict] | None:
@@ -206,7 +208,7 @@ def main_run(args) -> int:
         check_writable(args.out)                       # before the run: its results must not be lost after
     n = len(members or [{}])
     budget.check(cfg, n)                               # before anything is allocated
-    progress = Progress(cfg["steps"], "effgan run")
+    progress = None if args.no_progress or args.json else Progress(cfg["steps"], "effgan run")
     try:
         h = simulate(cfg, members, progress=progress)
     except Exception as e:                             # an allocation the estimate let through
@@ -214,7 +216,7 @@ def main_run(args) -> int:
             raise budget.out_of_memory_error(cfg, n, e) from None
         raise
     finally:
-        progress.close()
+        progress and progress.close()
     if args.out:
         write_netcdf(to_dataset(h, str(device)), args.out)
     result = [final_metrics(h, b) for b in range(n)]

@@ -16,6 +16,7 @@ its step recorded in ``diverged_step``; the others go on. Nothing raises out of 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -33,6 +34,10 @@ Tensor = torch.Tensor
 STREAM_MIX = rng.STREAMS["mix"]
 PAIRS_COUNTER = rng.COUNTERS["pairs"].start      # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
+COMPILE_NOTE = ("compiling the step (first run, ~{s} s; cached afterwards: a few seconds); "
+                "compile = false runs eagerly at once")
+COMPILE_S = 60                     # a cold compile of the step and the recorder on 2 shared cores
+_compile_said: list[bool] = []     # the note is given once per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +111,9 @@ def compile_or_eager(fn: Callable, what: str, compile_args: Callable | None = No
     def call(*args):
         if compiled == [False]:
             return fn(*args)
+        if not compiled and not _compile_said:
+            print(COMPILE_NOTE.format(s=COMPILE_S), file=sys.stderr, flush=True)
+            _compile_said.append(True)
         try:
             out = fused(*(compile_args(*args) if compile_args else args))
         except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)

@@ -19,6 +19,7 @@ from .engine import Simulation, State, build, compile_or_eager
 
 CONV_THRESHOLD = 0.05      # mean particle-to-mode distance, in units of the target's scale
 STATE_NAMES = obs.names(when=("step",), source=("state",))     # read off the engine's State
+PACE_STEPS, PACE_S = 10, 0.5     # the pace of a run is timed over this many steps or seconds
 LONG_S = 10.0              # a run projected to take longer than this says so (and how long)
 
 
@@ -33,15 +34,18 @@ def _duration(s: float) -> str:
 class Progress:
     """Tells the user how long a run takes, on `stream` (stderr): `progress(done)` after init
     (done = 0) and after every step. A first step slower than long_s says so while it runs (a
-    timer thread: a dense N = 20,000 kernel can take a minute a step); once it is done, a run
-    projected past long_s gets one line with the estimate and, on a terminal, a tqdm bar, off a
-    terminal a line at every tenth."""
+    timer thread: a dense N = 20,000 kernel can take a minute a step); once a second step is
+    done (the first may have compiled: it is timed apart), a run projected past long_s gets
+    one line with the estimate and, on a terminal, a tqdm bar, off a terminal a line at every
+    tenth."""
 
     def __init__(self, total: int, label: str, stream=None, long_s: float | None = None):
         self.total, self.label = total, label
         self.stream = stream if stream is not None else sys.stderr
         self.long_s = LONG_S if long_s is None else long_s
         self.done, self.t0, self.long, self.bar, self.timer = 0, 0.0, False, None, None
+        self.first: tuple[int, float] | None = None          # (steps, time) at the first call after init
+        self.told = False
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def _say(self, text: str) -> None:
@@ -52,6 +56,11 @@ class Progress:
             self._say(f"the first of {self.total:,} steps is taking over {_duration(self.long_s)}; an estimate of "
                       "the run follows once it is done (Ctrl-C stops)")
 
+    def _pace(self, done: int, now: float) -> float:
+        """Seconds a step since the first step (which may have compiled)."""
+        n1, t1 = self.first
+        return (now - t1) / (done - n1) if done > n1 else (t1 - self.t0) / n1
+
     def __call__(self, done: int) -> None:
         if done == 0:
             self.t0 = time.perf_counter()
@@ -60,14 +69,20 @@ class Progress:
                 self.timer.daemon = True
                 self.timer.start()
             return
-        prev, self.done = self.done, done
+        prev, self.done, now = self.done, done, time.perf_counter()
         if prev == 0:
             self.timer and self.timer.cancel()
-            per = time.perf_counter() - self.t0
-            self.long = per * self.total > self.long_s
+            self.first = (done, now)
+        if not self.told:
+            n1, t1 = self.first                                # pace: over PACE steps or s after the first
+            if done < self.total and (done - n1 < PACE_STEPS and now - t1 < PACE_S):
+                return
+            self.told = True
+            per = self._pace(done, now)
+            total_s = now - self.t0 + per * (self.total - done)
+            self.long = total_s > self.long_s
             if self.long:
-                self._say(f"about {_duration(per * self.total)} for {self.total:,} steps ({per:.3g} s a step, "
-                          "timed on the first; Ctrl-C stops)")
+                self._say(f"about {_duration(total_s)} for {self.total:,} steps ({per:.3g} s a step; Ctrl-C stops)")
                 if self.tty:
                     from tqdm import tqdm
                     self.bar = tqdm(total=self.total, initial=done, file=self.stream, unit="step",
@@ -76,8 +91,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(done - prev)
         elif self.long and done * 10 // self.total > prev * 10 // self.total:
-            spent = time.perf_counter() - self.t0
-            self._say(f"{done:,} of {self.total:,} steps, about {_duration(spent / done * (self.total - done))} left")
+            self._say(f"{done:,} of {self.total:,} steps, about {_duration(self._pace(done, now) * (self.total - done))} left")
 
     def close(self) -> None:
         if self.timer is not None:
@@ -101,24 +115,25 @@ class History:
 
 
 def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled: bool) -> Callable:
-    """measure(x, x_prev, state values) -> `(K, B)` the step observables of one record, in the
-    order `names` (NaN where x_prev is None for those that need the step before), the hop
+    """measure(x, x_prev, has_prev, state values `(S, B)`) -> `(K, B)` the step observables of one record,
+    in the order `names` (NaN unless has_prev for those that need the step before), the hop
     counter updated. The row stays on the device, and under `compile` it is one fused kernel:
     recording every 10 steps must not cost as much as the (fused) steps do."""
     target = sim.target
 
-    def measure(x, x_prev, from_state):
-        m = obs.cheap(x, target, x if x_prev is None else x_prev)
+    def measure(x, x_prev, has_prev, from_state):
+        m = obs.cheap(x, target, x_prev)
         hops.update(m["com_distance"], m.pop("com_mode"))
         dist, _ = obs.nearest(x, target)
         m["mean_error"] = dist.mean(1) / target.scale
         m.update(zip(STATE_NAMES, from_state))
         m["hops"] = hops.hops.to(x.dtype)
-        if x_prev is None:                      # step 0: no step before
-            m.update({k: torch.full_like(m[k], float("nan")) for k in names if obs.OBSERVABLES[k].prev})
+        for k in PREV:                          # NaN at step 0: no step before (one graph for both)
+            m[k] = torch.where(has_prev, m[k], float("nan"))
         return torch.stack([m[k] for k in names])
 
     names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
+    PREV = [k for k in names if obs.OBSERVABLES[k].prev]
     return (compile_or_eager(measure, "the recording") if compiled else measure), names
 
 
@@ -145,10 +160,13 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
     measure, names = _measurer(sim, hops, s.x, cfg["compile"])
     rows: list[torch.Tensor] = []               # one (K, B) row per record, read back once at the end
+    flags = [torch.tensor(v, device=sim.device) for v in (False, True)]       # has_prev
     snaps, snap_steps = [], []
 
     def record(i: int, t: int, x_prev):
-        rows.append(measure(s.x, x_prev, [getattr(s, k) for k in STATE_NAMES]).detach())
+        # a distinct tensor at step 0: the compiled recorder guards on x_prev not being x
+        rows.append(measure(s.x, torch.zeros_like(s.x) if x_prev is None else x_prev, flags[x_prev is not None],
+                            torch.stack([getattr(s, k) for k in STATE_NAMES])).detach())   # one tensor: no aliases
         if i in snap_idx:
             snaps.append(s.x.detach().float())
             snap_steps.append(t)

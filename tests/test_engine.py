@@ -255,7 +255,8 @@ def test_compiled_recording_measures_what_the_eager_one_does():
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)       # a compile fallback would hide the test
             try:
-                rows[compiled] = [measure(x, clouds[i - 1] if i else None, [s.loss_d, s.loss_g])
+                rows[compiled] = [measure(x, clouds[i - 1] if i else x, torch.tensor(i > 0),
+                                          torch.stack([s.loss_d, s.loss_g]))
                                   for i, x in enumerate(clouds)]
             except RuntimeWarning as w:
                 pytest.skip(f"torch.compile unavailable here: {w}")
@@ -263,3 +264,13 @@ def test_compiled_recording_measures_what_the_eager_one_does():
         torch.testing.assert_close(fused, eager, rtol=1e-9, atol=1e-9, equal_nan=True)
     assert rows[True][-1][names.index("hops")].tolist() == [5.0, 5.0]
     assert torch.isnan(rows[True][0][names.index("speed_collective")]).all()
+
+
+def test_compiling_says_so_once_on_stderr(monkeypatch, capsys):
+    """The first compiled call tells the user that it waits for the compiler (and how long)."""
+    from dynamics import engine
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)                # no real compiler: fast
+    monkeypatch.setattr(engine, "_compile_said", [])
+    _run({"particles": 12, "disc.width": 8, "compile": True}, 3)
+    err = capsys.readouterr().err
+    assert err.count("compiling the step (first run, ~") == 1 and "cached afterwards" in err
