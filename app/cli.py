@@ -155,6 +155,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="run several seeds as one batch (each member exactly as if run alone)")
     p.add_argument("--json", action="store_true", help="print one JSON object: the config and final metrics")
     p.add_argument("--out", default=None, metavar="FILE.nc", help="write metrics, snapshots and config (netCDF)")
+    p.add_argument("--no-progress", action="store_true", help="no estimate or progress lines on stderr (a run "
+                   "longer than ~10 s gives them; --json too turns them off)")
 
 
 def _seeds(text: str | None) -> list[dict] | None:
@@ -191,30 +193,22 @@ def final_metrics(h, b: int = 0) -> dict[str, Any]:
     return out
 
 
-def small_problem_threads(cfg, batch: int) -> None:
-    """One thread for small problems: a second OpenMP thread spinning on a busy shared core
-    slows a B = 1 run many times over (BENCHMARKS.md); large batches still use every core."""
-    import torch
-    if batch * (cfg["particles"] + (cfg["real"] or cfg["particles"])) * cfg["disc.width"] < 2_000_000:
-        torch.set_num_threads(1)
-
-
 def main_run(args) -> int:
-    from dynamics import budget
+    from dynamics import budget, threads
     from dynamics.engine import resolve_device
-    from dynamics.results import check_writable, to_dataset, write_netcdf
     from dynamics.run import Progress, simulate
     cfg = config_from_args(args)
     members = _seeds(args.seeds)
     if members is not None and (args.seed is not None or any(s.partition("=")[0].strip() == "seed" for s in args.set)):
         raise ConfigError("--seeds: cannot be combined with --seed or --set seed=...; allowed one of them")
-    small_problem_threads(cfg, len(members or [{}]))
+    threads.apply(cfg, len(members or [{}]))
     device = resolve_device(cfg["device"])
-    if args.out:
+    if args.out:                                       # xarray (and pandas) load only when a file is written
+        from dynamics.results import check_writable, to_dataset, write_netcdf
         check_writable(args.out)                       # before the run: its results must not be lost after
     n = len(members or [{}])
     budget.check(cfg, n)                               # before anything is allocated
-    progress = Progress(cfg["steps"], "effgan run")
+    progress = None if args.no_progress or args.json else Progress(cfg["steps"], "effgan run")
     try:
         h = simulate(cfg, members, progress=progress)
     except Exception as e:                             # an allocation the estimate let through
@@ -222,7 +216,7 @@ def main_run(args) -> int:
             raise budget.out_of_memory_error(cfg, n, e) from None
         raise
     finally:
-        progress.close()
+        progress and progress.close()
     if args.out:
         write_netcdf(to_dataset(h, str(device)), args.out)
     result = [final_metrics(h, b) for b in range(n)]

@@ -75,4 +75,4 @@ def _hooks(args) -> Hooks:
     def draw(kind: str, ds, out: Path) -> list:
         from .plots.companion import draw      # lazily: a sweep or --no-figures never loads the plotting stack
         return draw(kind, ds, out)
-    return Hooks(sweep=sweep, draw=None if args.no_figures else draw)
+    return Hooks(sweep=sweep, draw=None if args.no_figures else draw, progress=not args.no_progress)

@@ -13,6 +13,8 @@ Then the scale section (benchmarks/scale.py): ms per step of relu_ntk and rbf at
 fraction of the peak FLOP/s and bytes/s and its peak memory. `--scale-max-n 10000` keeps it to
 a minute on a CPU; the full CPU section takes several minutes (the 100k rows form 1e10 kernel
 entries per move).
+What a user gets as whole processes (start-up, `effgan run`, beside the plain script):
+`python -m benchmarks.cli`.
 """
 from __future__ import annotations
 

@@ -16,13 +16,14 @@ its step recorded in ``diverged_step``; the others go on. Nothing raises out of 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 from typing import Any, Callable, Sequence
 
 import torch
 
 from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
-from . import rng
+from . import rng, threads
 from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
 from .knobs import ConfigError, hyper_keys, one_line, resolve
@@ -33,6 +34,10 @@ Tensor = torch.Tensor
 STREAM_MIX = rng.STREAMS["mix"]
 PAIRS_COUNTER = rng.COUNTERS["pairs"].start      # the stream counter of the pseudo-supervision pairs
 RUNAWAY = 1e4                      # |x| beyond RUNAWAY · (1 + target size) counts as diverged
+COMPILE_NOTE = ("compiling the step (first run, ~{s} s; cached afterwards: a few seconds); "
+                "compile = false runs eagerly at once")
+COMPILE_S = 60                     # a cold compile of the step and the recorder on 2 shared cores
+_compile_said: list[bool] = []     # the note is given once per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,28 +101,39 @@ def _counter(t: int, device: torch.device) -> Tensor:
     return torch.full((), t, dtype=torch.int64, device=device)
 
 
-def _compiled(advance: Callable, device: torch.device) -> Callable:
-    """advance under torch.compile, the step number passed as a tensor (a new value must not
-    recompile). Where compiling fails (no C++ compiler, an unsupported op) the step warns once
-    and goes on eagerly: same maths, slower."""
-    fused = torch.compile(advance, dynamic=False)
+def compile_or_eager(fn: Callable, what: str, compile_args: Callable | None = None) -> Callable:
+    """fn under torch.compile (compile_args maps the call's arguments to the compiled one's).
+    Where compiling fails (no C++ compiler, an unsupported op) it warns once and goes on
+    eagerly: same maths, slower."""
+    fused = torch.compile(fn, dynamic=False)
     compiled = []                                  # [True]: compiled once; [False]: fell back
 
-    def core(x, p, opt, kstate, h, key, t: int):
+    def call(*args):
         if compiled == [False]:
-            return advance(x, p, opt, kstate, h, key, t)
+            return fn(*args)
+        if not compiled and not _compile_said:
+            print(COMPILE_NOTE.format(s=COMPILE_S), file=sys.stderr, flush=True)
+            _compile_said.append(True)
         try:
-            out = fused(x, p, opt, kstate, h, key, _counter(t, device))
+            out = fused(*(compile_args(*args) if compile_args else args))
         except Exception as err:  # noqa: BLE001  (any compiler failure: fall back, never crash a run)
             if compiled:                           # it compiled before: a real error, not the compiler
                 raise
             warnings.warn(f"compile: torch.compile failed ({one_line(err)}); "
-                          "running the step eagerly", RuntimeWarning, stacklevel=3)
+                          f"running {what} eagerly", RuntimeWarning, stacklevel=3)
             compiled.append(False)
-            return advance(x, p, opt, kstate, h, key, t)
+            return fn(*args)
         compiled[:] = [True]
         return out
-    return core
+    return call
+
+
+def _compiled(advance: Callable, device: torch.device) -> Callable:
+    """advance under torch.compile, the step number passed as a tensor (a new value must not
+    recompile)."""
+    def tensor_step(x, p, opt, kstate, h, key, t: int):
+        return x, p, opt, kstate, h, key, _counter(t, device)
+    return compile_or_eager(advance, "the step", tensor_step)
 
 
 def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
@@ -145,6 +161,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     one cfg names.
     """
     cfg = resolve(cfg)
+    threads.apply(cfg)                     # one thread for a small problem, unless the user chose
     device = resolve_device(cfg["device"])
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg["dtype"]]
     target = build_target(cfg, device, dtype) if target is None else target.to(device, dtype)
@@ -174,6 +191,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
             resolve(cfg, m)                                  # checks each override's range
         seeds = [m.get("seed", cfg["seed"]) for m in members]
         B = len(members)
+        threads.apply(cfg, B)                                # a large batch gets its cores back
         gens = rng.generators(seeds)
         hyper = {k: hyper_tensor(members, k) for k in hkeys}
         x0 = initial_cloud(cfg, gens, N, d, dtype, device)

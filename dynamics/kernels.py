@@ -21,6 +21,7 @@ empirical Θ_ii averages g1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable
 
@@ -140,7 +141,19 @@ def block_rows(B: int, N: int, itemsize: int, budget: int | None = None, device=
     return max(1, min(N, budget // max(1, B * N * itemsize)))
 
 
-@torch.compiler.disable       # under torch.compile: run this loop eagerly, never unroll it into a graph
+def eager_under_compile(fn: Callable) -> Callable:
+    """torch.compiler.disable applied at the call, not at import: the decorator imports dynamo
+    (~1 s, and the whole compiler stack) that an eager run never needs. Eagerly fn runs as is;
+    traced by torch.compile the call graph-breaks and fn runs eagerly, as under the decorator."""
+    @functools.wraps(fn)
+    def call(*args, **kw):
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kw)
+        return torch.compiler.disable(fn)(*args, **kw)
+    return call
+
+
+@eager_under_compile          # under torch.compile: run this loop eagerly, never unroll it into a graph
 def blocked_apply(pair_fn, z: Tensor, V: Tensor, rows: int) -> Tensor:
     """K V without K in memory: K[:, a:b] = pair_fn(z[:, a:b], z, a) `(B, rows, N)`, one block at
     a time (a: the column of the block's first own code, i.e. its diagonal offset).

@@ -127,7 +127,8 @@ class HopCounter:
         changed = near & (self.last >= 0) & (mode != self.last)
         self.hops += changed.to(torch.int64)
         self.last = torch.where(near, mode, self.last)
-        self.seen[near, mode[near]] = True
+        # no boolean indexing: no host sync, and one graph under torch.compile
+        self.seen |= near.unsqueeze(1) & (torch.arange(self.seen.shape[1], device=mode.device) == mode.unsqueeze(1))
 
     @property
     def visited(self) -> Tensor:

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from . import observables as obs
-from .engine import Simulation, State, build
+from .engine import Simulation, State, build, compile_or_eager
 
 CONV_THRESHOLD = 0.05      # mean particle-to-mode distance, in units of the target's scale
+STATE_NAMES = obs.names(when=("step",), source=("state",))     # read off the engine's State
+PACE_STEPS, PACE_S = 10, 0.5     # the pace of a run is timed over this many steps or seconds
 LONG_S = 10.0              # a run projected to take longer than this says so (and how long)
 
 
@@ -32,15 +34,18 @@ def _duration(s: float) -> str:
 class Progress:
     """Tells the user how long a run takes, on `stream` (stderr): `progress(done)` after init
     (done = 0) and after every step. A first step slower than long_s says so while it runs (a
-    timer thread: a dense N = 20,000 kernel can take a minute a step); once it is done, a run
-    projected past long_s gets one line with the estimate and, on a terminal, a tqdm bar, off a
-    terminal a line at every tenth."""
+    timer thread: a dense N = 20,000 kernel can take a minute a step); once a second step is
+    done (the first may have compiled: it is timed apart), a run projected past long_s gets
+    one line with the estimate and, on a terminal, a tqdm bar, off a terminal a line at every
+    tenth."""
 
     def __init__(self, total: int, label: str, stream=None, long_s: float | None = None):
         self.total, self.label = total, label
         self.stream = stream if stream is not None else sys.stderr
         self.long_s = LONG_S if long_s is None else long_s
         self.done, self.t0, self.long, self.bar, self.timer = 0, 0.0, False, None, None
+        self.first: tuple[int, float] | None = None          # (steps, time) at the first call after init
+        self.told = False
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def _say(self, text: str) -> None:
@@ -51,6 +56,11 @@ class Progress:
             self._say(f"the first of {self.total:,} steps is taking over {_duration(self.long_s)}; an estimate of "
                       "the run follows once it is done (Ctrl-C stops)")
 
+    def _pace(self, done: int, now: float) -> float:
+        """Seconds a step since the first step (which may have compiled)."""
+        n1, t1 = self.first
+        return (now - t1) / (done - n1) if done > n1 else (t1 - self.t0) / n1
+
     def __call__(self, done: int) -> None:
         if done == 0:
             self.t0 = time.perf_counter()
@@ -59,14 +69,20 @@ class Progress:
                 self.timer.daemon = True
                 self.timer.start()
             return
-        prev, self.done = self.done, done
+        prev, self.done, now = self.done, done, time.perf_counter()
         if prev == 0:
             self.timer and self.timer.cancel()
-            per = time.perf_counter() - self.t0
-            self.long = per * self.total > self.long_s
+            self.first = (done, now)
+        if not self.told:
+            n1, t1 = self.first                                # pace: over PACE steps or s after the first
+            if done < self.total and (done - n1 < PACE_STEPS and now - t1 < PACE_S):
+                return
+            self.told = True
+            per = self._pace(done, now)
+            total_s = now - self.t0 + per * (self.total - done)
+            self.long = total_s > self.long_s
             if self.long:
-                self._say(f"about {_duration(per * self.total)} for {self.total:,} steps ({per:.3g} s a step, "
-                          "timed on the first; Ctrl-C stops)")
+                self._say(f"about {_duration(total_s)} for {self.total:,} steps ({per:.3g} s a step; Ctrl-C stops)")
                 if self.tty:
                     from tqdm import tqdm
                     self.bar = tqdm(total=self.total, initial=done, file=self.stream, unit="step",
@@ -75,8 +91,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(done - prev)
         elif self.long and done * 10 // self.total > prev * 10 // self.total:
-            spent = time.perf_counter() - self.t0
-            self._say(f"{done:,} of {self.total:,} steps, about {_duration(spent / done * (self.total - done))} left")
+            self._say(f"{done:,} of {self.total:,} steps, about {_duration(self._pace(done, now) * (self.total - done))} left")
 
     def close(self) -> None:
         if self.timer is not None:
@@ -97,6 +112,29 @@ class History:
     snapshots: np.ndarray
     final: dict[str, np.ndarray]
     state: State | None = None
+
+
+def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled: bool) -> Callable:
+    """measure(x, x_prev, has_prev, state values `(S, B)`) -> `(K, B)` the step observables of one record,
+    in the order `names` (NaN unless has_prev for those that need the step before), the hop
+    counter updated. The row stays on the device, and under `compile` it is one fused kernel:
+    recording every 10 steps must not cost as much as the (fused) steps do."""
+    target = sim.target
+
+    def measure(x, x_prev, has_prev, from_state):
+        m = obs.cheap(x, target, x_prev)
+        hops.update(m["com_distance"], m.pop("com_mode"))
+        dist, _ = obs.nearest(x, target)
+        m["mean_error"] = dist.mean(1) / target.scale
+        m.update(zip(STATE_NAMES, from_state))
+        m["hops"] = hops.hops.to(x.dtype)
+        for k in PREV:                          # NaN at step 0: no step before (one graph for both)
+            m[k] = torch.where(has_prev, m[k], float("nan"))
+        return torch.stack([m[k] for k in names])
+
+    names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
+    PREV = [k for k in names if obs.OBSERVABLES[k].prev]
+    return (compile_or_eager(measure, "the recording") if compiled else measure), names
 
 
 def record_steps(total: int, every: int) -> list[int]:
@@ -120,24 +158,21 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     n_snap = min(cfg["record.snapshots"], len(ts))
     snap_idx = set(np.unique(np.linspace(0, len(ts) - 1, n_snap).round().astype(int)).tolist()) if n_snap else set()
     hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
-    rows: dict[str, list[torch.Tensor]] = {}
+    measure, names = _measurer(sim, hops, s.x, cfg["compile"])
+    rows: list[torch.Tensor] = []               # one (K, B) row per record, read back once at the end
+    flags = [torch.tensor(v, device=sim.device) for v in (False, True)]       # has_prev
     snaps, snap_steps = [], []
-    ref_scale = sim.target.scale
 
     def record(i: int, t: int, x_prev):
-        m = obs.cheap(s.x, sim.target, x_prev)
-        hops.update(m["com_distance"], m.pop("com_mode"))
-        dist, _ = obs.nearest(s.x, sim.target)
-        m["mean_error"] = dist.mean(1) / ref_scale
-        m.update(obs.from_state(s))
-        m["hops"] = hops.hops.to(s.x.dtype)
-        for k, v in m.items():
-            rows.setdefault(k, []).append(v.detach())
+        # a distinct tensor at step 0: the compiled recorder guards on x_prev not being x
+        rows.append(measure(s.x, torch.zeros_like(s.x) if x_prev is None else x_prev, flags[x_prev is not None],
+                            torch.stack([getattr(s, k) for k in STATE_NAMES])).detach())   # one tensor: no aliases
         if i in snap_idx:
             snaps.append(s.x.detach().float())
             snap_steps.append(t)
         if on_record is not None:
-            on_record(t, m)
+            on_record(t, {k: rows[-1][j] for j, k in enumerate(names) if x_prev is not None or
+                          not obs.OBSERVABLES[k].prev})
 
     step_now = 0
     x_prev = None
@@ -154,11 +189,11 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
         record(i, t, x_prev if t > 0 else None)
 
     B = s.batch
-    series = {}
-    for k, v in rows.items():
-        if obs.OBSERVABLES[k].prev:               # none at step 0
-            v = [torch.full((B,), float("nan"), dtype=s.x.dtype, device=s.x.device)] * (len(ts) - len(v)) + v
-        series[k] = torch.stack(v, 1).cpu().numpy()
+    table = torch.stack(rows).cpu().numpy()      # (T, K, B): the one read-back of the run's metrics
+    # the order of the first record (step 0 has no step before), then those that need one
+    order = sorted(names, key=lambda k: obs.OBSERVABLES[k].prev)
+    series = {k: np.ascontiguousarray(table[:, names.index(k)].T) for k in order
+              if len(ts) > 1 or not obs.OBSERVABLES[k].prev}
     steps = np.asarray(ts)
     conv = obs.convergence_step(torch.as_tensor(series["mean_error"]), torch.as_tensor(steps), CONV_THRESHOLD)
     final = {k: v[:, -1] for k, v in series.items()}

@@ -217,3 +217,21 @@ def test_reproduce_experiments_are_one_registry_of_one_contract_without_argparse
         EXPERIMENTS["collapse"]
     folder = Path(__file__).resolve().parent.parent / "dynamics" / "experiments"
     assert not [p.name for p in folder.glob("*.py") for _, m in imported_modules(p) if m == "argparse"]
+
+
+def test_progress_lines_are_off_with_json_or_no_progress(monkeypatch, capsys):
+    import dynamics.run
+    monkeypatch.setattr(dynamics.run, "LONG_S", 0.0)        # every run counts as long
+    for flag in ("--json", "--no-progress"):
+        assert main(["run", "--steps", "30", flag]) == 0
+        assert capsys.readouterr().err == "", flag
+
+
+@pytest.mark.slow
+def test_reproduce_says_what_each_phase_does(tmp_path, capsys):
+    """An in-process experiment prints a line per phase on stderr, none with --no-progress."""
+    assert main(["reproduce", "double-descent", "--quick", "--out", str(tmp_path / "a"), "--no-figures"]) == 0
+    assert "double-descent: W2² errors over" in capsys.readouterr().err
+    assert main(["reproduce", "double-descent", "--quick", "--out", str(tmp_path / "b"), "--no-figures",
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""

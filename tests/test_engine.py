@@ -209,3 +209,68 @@ def test_compile_failure_falls_back_to_the_eager_step(monkeypatch, message, show
     with pytest.warns(RuntimeWarning, match=f"compile: torch.compile failed \\({shown}"):
         fallback = _run({**cfg, "compile": True}, 5)
     torch.testing.assert_close(fallback.x, _run(cfg, 5).x, rtol=1e-12, atol=1e-12)   # products differ in order
+
+
+def _threads_after(code: str, env: dict | None = None) -> list[int]:
+    """Run `code` in a fresh interpreter (the test process set its own threads); it prints ints."""
+    import os
+    import subprocess
+    import sys
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "import torch\nfrom dynamics import threads\n"
+                          "from dynamics.engine import build\n" + code], capture_output=True, text=True,
+                         env={**base, **(env or {})}, timeout=300, check=True)
+    return [int(v) for v in out.stdout.split()]
+
+
+@pytest.mark.slow
+def test_build_applies_the_thread_policy_unless_the_user_chose():
+    """A small problem runs on one thread, a large batch on torch's default, without the
+    caller doing anything; OMP_NUM_THREADS or an explicit torch.set_num_threads wins."""
+    small = "sim = build({'particles': 64})\nprint(torch.get_num_threads(), threads.policy_threads(sim.cfg))\n"
+    got, policy = _threads_after(small)
+    assert got == policy == 1
+    batch = small + "sim.init([{'seed': s} for s in range(200)])\nprint(torch.get_num_threads(), threads.torch_default())"
+    assert _threads_after(batch)[2] == _threads_after(batch)[3]
+    assert _threads_after(small, {"OMP_NUM_THREADS": "2"})[0] == 2          # not the policy's 1
+    assert _threads_after("torch.set_num_threads(3)\n" + small)[0] == 3
+
+
+@pytest.mark.slow
+def test_compiled_recording_measures_what_the_eager_one_does():
+    """Under compile the run's metrics are one fused row per record: the same values as the
+    eager recorder, hops included (a cloud moved from mode to mode), NaN speeds at step 0."""
+    import warnings
+
+    from dynamics import observables as obs
+    from dynamics.run import _measurer
+    sim = build({"particles": 24, "dtype": "float64", "target.kind": "ring", "target.modes": 4})
+    s = sim.init([{"seed": 1}, {"seed": 2}])
+    centres = sim.target.centers
+    clouds = [s.x] + [s.x + (centres[i % 4] - s.x.mean(1, keepdim=True)) for i in range(6)]
+    rows = {}
+    for compiled in (False, True):
+        hops = obs.HopCounter(2, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
+        measure, names = _measurer(sim, hops, s.x, compiled)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)       # a compile fallback would hide the test
+            try:
+                rows[compiled] = [measure(x, clouds[i - 1] if i else x, torch.tensor(i > 0),
+                                          torch.stack([s.loss_d, s.loss_g]))
+                                  for i, x in enumerate(clouds)]
+            except RuntimeWarning as w:
+                pytest.skip(f"torch.compile unavailable here: {w}")
+    for eager, fused in zip(rows[False], rows[True]):
+        torch.testing.assert_close(fused, eager, rtol=1e-9, atol=1e-9, equal_nan=True)
+    assert rows[True][-1][names.index("hops")].tolist() == [5.0, 5.0]
+    assert torch.isnan(rows[True][0][names.index("speed_collective")]).all()
+
+
+def test_compiling_says_so_once_on_stderr(monkeypatch, capsys):
+    """The first compiled call tells the user that it waits for the compiler (and how long)."""
+    from dynamics import engine
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)                # no real compiler: fast
+    monkeypatch.setattr(engine, "_compile_said", [])
+    _run({"particles": 12, "disc.width": 8, "compile": True}, 3)
+    err = capsys.readouterr().err
+    assert err.count("compiling the step (first run, ~") == 1 and "cached afterwards" in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,19 @@ class Hooks:
     and report what it wrote. draw(kind, ds, out) -> files: draw a figure; None: no figures."""
     sweep: Callable | None = None
     draw: Callable | None = None
+    progress: bool = True          # a line on stderr per phase of an in-process run
+
+
+def phase(hooks: Hooks, experiment: str, text: str) -> None:
+    """Say what a phase of a long in-process run does and roughly how long it takes."""
+    if hooks.progress:
+        print(f"{experiment}: {text}", file=sys.stderr, flush=True)
+
+
+def steps_progress(hooks: Hooks, label: str, steps: int):
+    """A `run.Progress` for a simulation phase (a time estimate once it is over ~10 s), or None."""
+    from ..run import Progress
+    return Progress(steps, label) if hooks.progress else None
 
 
 @dataclasses.dataclass(frozen=True)

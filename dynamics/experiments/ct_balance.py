@@ -12,7 +12,7 @@ import torch
 import xarray as xr
 
 from ..papers import ct_costs, ct_particle_flow, mode_coverage, ring_centers, sample_mixture
-from .base import RING_MODES, RING_STD, Experiment, Hooks, done_in, finish, register, seeded
+from .base import RING_MODES, RING_STD, Experiment, Hooks, done_in, finish, phase, register, seeded, steps_progress
 
 F64 = torch.float64
 
@@ -25,7 +25,7 @@ CT_BALANCE = {
 }
 
 
-def _ct_engine(c: dict, seed: int, max_step: float) -> dict:
+def _ct_engine(c: dict, seed: int, max_step: float, progress=None) -> dict:
     """disc.kind = ct through the engine, ρ per member: x += lr.gen/N · F, F = −N ∂L/∂x, i.e.
     x −= lr.gen ∂L/∂x: lr.gen = step_size · N (2.56 at N = 128, 5.12 at N = 256) is the
     prototype's step, and ct.max_step its clip (exact here: two_number, r = 0). Unclipped
@@ -39,7 +39,10 @@ def _ct_engine(c: dict, seed: int, max_step: float) -> dict:
            "lr.gen": c["engine_lr_gen"], "ct.beta": c["beta"], "ct.max_step": max_step, "steps": c["steps"],
            "record.every": c["steps"] // c["records"], "record.snapshots": c["records"] + 1, "device": "cpu"}
     members = [{"ct.rho": r, "seed": seed + 1 + s} for r in c["rhos"] for s in range(c["seeds"])]
-    h = simulate(cfg, members)
+    try:
+        h = simulate(cfg, members, progress=progress)
+    finally:
+        progress and progress.close()
     return dict(x=torch.as_tensor(h.snapshots, dtype=F64), steps=h.snap_steps)
 
 
@@ -64,8 +67,15 @@ def run_ct_balance(out: Path, quick: bool, hooks: Hooks, seed: int = 0) -> dict:
     started = time.perf_counter()
     c = CT_BALANCE["quick" if quick else "full"]
     centers = ring_centers(RING_MODES)
-    runs = {"engine": _ct_engine(c, seed, c["max_step"]), "unclipped": _ct_engine(c, seed, 0.0),
-            "prototype": _ct_prototype(c, seed)}
+    size = f"{len(c['rhos']) * c['seeds']} members × {c['steps']:,} steps, N = {c['particles']}"
+    runs = {}
+    for i, (name, what) in enumerate([("engine", "the engine, steps clipped"), ("unclipped", "the engine, unclipped"),
+                                      ("prototype", "the authors' prototype flow")], 1):
+        phase(hooks, "ct-balance", f"{i} of 4: {what} ({size}; full size ~1 min, --quick seconds)")
+        runs[name] = (_ct_prototype(c, seed) if name == "prototype" else
+                      _ct_engine(c, seed, c["max_step"] if name == "engine" else 0.0,
+                                 steps_progress(hooks, f"ct-balance {name}", c["steps"])))
+    phase(hooks, "ct-balance", "4 of 4: mode coverage and CT costs at every snapshot")
     gen = seeded(seed + 7)
     rho = torch.tensor(c["rhos"], dtype=F64).repeat_interleave(c["seeds"])
     data = {}

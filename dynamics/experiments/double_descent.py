@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 
 from ..papers import condition_number, marchenko_pastur_condition, pseudo_supervised_error, sample_linear_gaussian
-from .base import Experiment, Hooks, done_in, finish, register, seeded
+from .base import Experiment, Hooks, done_in, finish, phase, register, seeded
 
 F64 = torch.float64
 
@@ -34,6 +34,8 @@ def run_double_descent(out: Path, quick: bool, hooks: Hooks, seed: int = 0) -> d
     gen = seeded(seed)
     d, n, r, t = c["d"], c["n"], c["r"], c["trials"]
     pseudo, metric, kappa = [], [], []
+    phase(hooks, "double-descent", f"W2² errors over {len(c['qs'])} latent dimensions q × {t} trials "
+          "(full size ~10 s)")
     for q in c["qs"]:
         e = pseudo_supervised_error(d, n, r, q, t, gen)
         pseudo.append(e["pseudo"].numpy())

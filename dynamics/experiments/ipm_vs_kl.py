@@ -11,7 +11,7 @@ import xarray as xr
 from scipy.stats import pearsonr, spearmanr
 
 from ..papers import f1_ipm, mixture_kl, ring_centers, sample_mixture, w1_assignment
-from .base import RING_MODES, RING_STD, Experiment, Hooks, done_in, finish, register, seeded
+from .base import RING_MODES, RING_STD, Experiment, Hooks, done_in, finish, phase, register, seeded
 
 F64 = torch.float64
 
@@ -63,7 +63,11 @@ def run_ipm_vs_kl(out: Path, quick: bool, hooks: Hooks, seed: int = 0) -> dict:
     centers, full = ring_centers(RING_MODES), torch.ones(RING_MODES, dtype=F64)
     weights = mode_drop_family(c["random_per_drop"], seed)
     cols = {key: [] for key in ("train_ipm", "test_ipm", "w1", "kl_pq", "kl_qp")}
-    for w in torch.as_tensor(weights):
+    phase(hooks, "ipm-vs-kl", f"a critic trained and tested per generator: {len(weights)} generators, n = {c['n']}"
+          " (full size ~4 min, --quick seconds)")
+    for i, w in enumerate(torch.as_tensor(weights)):
+        if i and i % max(1, len(weights) // 5) == 0:
+            phase(hooks, "ipm-vs-kl", f"{i} of {len(weights)} generators done")
         p_tr, q_tr, p_te, q_te = (sample_mixture(c["n"], centers, RING_STD, ww, gen, dtype=F64)
                                   for ww in (None, w, None, w))
         ipm, theta = f1_ipm(p_tr, q_tr, gen, restarts=c["restarts"], steps=c["ascent_steps"])

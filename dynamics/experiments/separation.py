@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..papers import f1_ipm, f2_ipm_features, gegenbauer, pair_theory, sample_sphere_pair
 from ..papers.spheres import QUAD, _phi_grid, _zonal_mean
-from .base import Experiment, Hooks, done_in, finish, register, seeded
+from .base import Experiment, Hooks, done_in, finish, phase, register, seeded, steps_progress
 
 F64 = torch.float64
 
@@ -56,7 +56,7 @@ def _separation_static(c: dict, gen: torch.Generator) -> dict:
     return dict(theory=theory, **{key: torch.stack(v).numpy() for key, v in rows.items()})
 
 
-def _separation_flow(c: dict, seed: int) -> dict:
+def _separation_flow(c: dict, seed: int, hooks: Hooks) -> dict:
     """Particles start on μ and follow each critic through the engine (same steps, seeds)."""
     from ..run import simulate
     d, k = c["flow_dim"], c["k"]
@@ -66,8 +66,14 @@ def _separation_flow(c: dict, seed: int) -> dict:
            "record.every": max(1, c["steps"] // 20), "record.snapshots": 21, "device": "cpu"}
     members = [{"seed": seed + 1 + i} for i in range(c["flow_seeds"])]
     out = {}
-    for kind in ("f1_neuron", "f2_features"):
-        h = simulate({**cfg, "disc.kind": kind}, members)
+    for i, kind in enumerate(("f1_neuron", "f2_features"), 2):
+        phase(hooks, "separation", f"{i} of 3: particles following the {kind} critic ({len(members)} members × "
+              f"{c['steps']:,} steps, N = {c['particles']}, d = {d}; full size minutes, --quick seconds)")
+        progress = steps_progress(hooks, f"separation {kind}", c["steps"])
+        try:
+            h = simulate({**cfg, "disc.kind": kind}, members, progress=progress)
+        finally:
+            progress and progress.close()
         x = torch.as_tensor(h.snapshots, dtype=F64)  # (B, S, N, d)
         t = x[..., -1] / x.norm(dim=-1).clamp_min(1e-12)  # <e, x/|x|>
         out[kind] = dict(mean_p=gegenbauer(k, d, t).mean(-1).numpy(),
@@ -80,8 +86,10 @@ def _separation_flow(c: dict, seed: int) -> dict:
 def run_separation(out: Path, quick: bool, hooks: Hooks, seed: int = 0) -> dict:
     started = time.perf_counter()
     c = SEPARATION["quick" if quick else "full"]
+    phase(hooks, "separation", f"1 of 3: F1 and F2 IPMs of the sphere pair at d = {', '.join(map(str, c['sample_dims']))}"
+          f" ({c['seeds']} seeds; full size ~1 min, --quick seconds)")
     static = _separation_static(c, seeded(seed))
-    flow = _separation_flow(c, seed)
+    flow = _separation_flow(c, seed, hooks)
     nu_p, mu_p = pair_means(c["flow_dim"], c["k"])
     critics = ["f1_neuron", "f2_features"]
     th = static["theory"]

@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ..knobs import ConfigError
 from . import check_int, check_real
@@ -265,6 +264,7 @@ def max_sliced_w1(p: torch.Tensor, q: torch.Tensor, gen: torch.Generator, *,
 def w1_assignment(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Exact W1 between equal-size clouds by optimal assignment (scipy, O(n³): n ≲ 2000).
     p, q: (B, n, D) -> (B,). Loops over B on the CPU."""
+    from scipy.optimize import linear_sum_assignment        # here: importing the engine loads no scipy
     single, (p, q) = _batched(p, q)
     if p.shape[1] != q.shape[1]:
         raise ConfigError(f"w1_assignment: sizes {p.shape[1]} and {q.shape[1]} differ; "
