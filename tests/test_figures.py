@@ -245,3 +245,12 @@ def test_shipped_specs_pass_the_figure_check_and_bad_tables_fail_before_the_swee
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
         assert not (out / "results.zarr").exists()                      # nothing ran
+
+
+def test_a_metric_missing_from_a_one_knob_sweep_points_at_the_curve(phase_nc, tmp_path, capsys):
+    """The default --kind phase on results that sweep one knob (a reproduce output) fails in one
+    line that says how to draw them: --kind curve over that knob."""
+    assert figure(phase_nc, "--select", "lr.disc=0.03", "--select", "disc.activation=relu", "--metric", "modes",
+                  "--out", tmp_path / "x.png") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(a sweep over one knob: --kind curve --x kernel.ratio --metric NAME)" in err, err

@@ -505,13 +505,18 @@ def _choice(v, allowed, field):
         raise ConfigError(f"{field}: {v!r} is not allowed; allowed {', '.join(allowed)}")
 
 
+NOT_SWEPT = ("seed", "member", "step", "snapshot", "particle", "axis", "level", "dim")   # axes no spec sweeps
+
+
 def _variable(ds, name: str, final: bool) -> str:
     names = [f"final_{name}", name] if final else [name, f"final_{name}"]
     for n in names:
         if n in ds.data_vars and n != "done":
             return n
     allowed = [v for v in ds.data_vars if v not in ("done", "positions")]
-    raise ConfigError(f"--metric: {name!r} is not in these results; allowed {', '.join(allowed)}")
+    axes = [d for d in ds.dims if d in ds.coords and d not in NOT_SWEPT]
+    hint = f" (a sweep over one knob: --kind curve --x {axes[0]} --metric NAME)" if len(axes) == 1 else ""
+    raise ConfigError(f"--metric: {name!r} is not in these results; allowed {', '.join(allowed)}{hint}")
 
 
 def _default_curve_metric(ds) -> str:
