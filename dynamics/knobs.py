@@ -42,6 +42,7 @@ class Knob:
     lab: tuple[float, float] | None = None  # stricter bounds of the live lab: each alone fits one session's memory
     symbol: str = ""                # mathtext of a figure axis, e.g. r"$\eta_D$"
     unit: str = ""                  # printed after the symbol on a figure axis, e.g. "steps"
+    check: Callable[[Any], Any] | None = None   # a free-form value's own parser (ConfigError when bad)
 
     def allowed(self) -> list[str] | None:
         if self.choices is None:
@@ -76,6 +77,8 @@ class Knob:
             if (self.kind is float and not math.isfinite(v)) or (lo is not None and v < lo) \
                     or (hi is not None and v > hi):
                 raise ConfigError(f"{self.name}: {show(value)} is out of range; allowed {self.describe()}")
+        if self.check is not None:
+            self.check(v)
         return v
 
 
@@ -201,6 +204,21 @@ class _Lazy(Sequence):
         return repr(tuple(self._names()))
 
 
+WIDTHS_MAX = (8, 100_000)        # hidden layers of mlp_layers, units per layer
+
+
+def layer_widths(text: str) -> tuple[int, ...]:
+    """'64,1024,64' -> (64, 1024, 64); ConfigError on disc.widths otherwise."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not 1 <= len(widths) <= WIDTHS_MAX[0] or not all(1 <= w <= WIDTHS_MAX[1] for w in widths):
+        raise ConfigError(f"disc.widths: {show(text)!r} is not allowed; allowed 1 to {WIDTHS_MAX[0]} comma-separated "
+                          f"integers in [1, {WIDTHS_MAX[1]}], e.g. 64,1024,64")
+    return widths
+
+
 K = Knob
 GEOMETRIC = ("ring", "grid", "point", "two_modes")     # targets built from target.radius / .dim
 RELU_NETS = ("relu_ntk", "network")
@@ -292,7 +310,7 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       advanced=True, lab=(1, 256), applies=("disc.kind", ("f1_neuron",))),
     # the authors' MNIST protocol (issue 15): a critic with per-layer widths, adam's options, the Sobolev AL
     K("disc.widths", str, "64,1024,64", "hidden widths of the mlp_layers critic, comma-separated (the "
-      "authors': 64,1024,64)", applies=("disc.kind", ("mlp_layers",))),
+      "authors': 64,1024,64)", applies=("disc.kind", ("mlp_layers",)), check=layer_widths),
     K("disc.dropout", float, 0.0, "dropout rate after the second hidden layer of mlp_layers (the authors': 0.2); "
       "masks in the critic's ascent, none in the forces", (0.0, 0.95), advanced=True,
       applies=("disc.kind", ("mlp_layers",)), symbol=r"$p_\mathrm{drop}$"),
@@ -341,11 +359,21 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
 ]}
 
 
+def unknown_key(name: Any, allowed=None, field: str | None = None, where: str = "") -> ConfigError:
+    """The one-line error for a key that is not a knob: the closest key when one is near (a
+    typo), then every allowed key. field: how the message names it (default: the key)."""
+    import difflib
+    allowed = list(KNOBS if allowed is None else allowed)
+    near = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.8)
+    guess = f" (did you mean {near[0]}?)" if near else ""
+    return ConfigError(f"{field or show(name)}: unknown key{where}{guess}; allowed keys: {', '.join(allowed)}")
+
+
 def knob(name: str) -> Knob:
     try:
         return KNOBS[name]
     except KeyError:
-        raise ConfigError(f"{show(name)}: unknown key; allowed keys: {', '.join(KNOBS)}") from None
+        raise unknown_key(name) from None
 
 
 def defaults() -> dict[str, Any]:
@@ -365,23 +393,7 @@ def resolve(*layers: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-WIDTHS_MAX = (8, 100_000)        # hidden layers of mlp_layers, units per layer
-
-
-def layer_widths(text: str) -> tuple[int, ...]:
-    """'64,1024,64' -> (64, 1024, 64); ConfigError on disc.widths otherwise."""
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        widths = ()
-    if not 1 <= len(widths) <= WIDTHS_MAX[0] or not all(1 <= w <= WIDTHS_MAX[1] for w in widths):
-        raise ConfigError(f"disc.widths: {show(text)!r} is not allowed; allowed 1 to {WIDTHS_MAX[0]} comma-separated "
-                          f"integers in [1, {WIDTHS_MAX[1]}], e.g. 64,1024,64")
-    return widths
-
-
 def _check_together(cfg: dict[str, Any]) -> None:
-    layer_widths(cfg["disc.widths"])
     if cfg["target.kind"] == "file" and not cfg["target.file"]:
         raise ConfigError("target.file: required when target.kind = file; allowed a path to a .csv or .npy file")
     if cfg["target.kind"] == "grid":
@@ -406,7 +418,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set: {show(text)!r} names no key; allowed KEY=VALUE with keys: {', '.join(KNOBS)}")
     if key not in KNOBS:
-        raise ConfigError(f"--set: {show(key)}: unknown key; allowed keys: {', '.join(KNOBS)}")
+        raise unknown_key(key, field=f"--set: {show(key)}")
     return key, knob(key).coerce(value.strip())
 
 

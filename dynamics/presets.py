@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import assets
-from .knobs import ConfigError, KNOBS, show
+from .knobs import ConfigError, KNOBS, show, unknown_key
 from .textfile import read_text
 
 PRESET_DIR = assets.root() / "presets"
@@ -36,7 +36,7 @@ def read_json(path: Path | str, field: str) -> dict[str, Any]:
         raise ConfigError(f"{field}: {p.name} holds a {type(data).__name__}; allowed a JSON object of dotted keys")
     unknown = [k for k in data if k not in KNOBS and not k.startswith("_")]
     if unknown:
-        raise ConfigError(f"{show(unknown[0])}: unknown key in {p.name}; allowed keys: {', '.join(KNOBS)}")
+        raise unknown_key(unknown[0], where=f" in {p.name}")
     return data
 
 

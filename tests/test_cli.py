@@ -57,6 +57,7 @@ def test_presets_lists_the_defaults(capsys):
 @pytest.mark.parametrize("args,first", [
     (["run", "--set", "kernel.ratio=1.5"], "kernel.ratio: 1.5 is out of range; allowed numbers in [0, 1]"),
     (["run", "--set", "nonsense=1"], "nonsense: unknown key; allowed keys: particles"),
+    (["run", "--set", "kernal.ratio=0.1"], "--set: kernal.ratio: unknown key (did you mean kernel.ratio?); allowed keys:"),
     (["run", "--set", "particles=many"], "particles: 'many' is not an integer"),
     (["run", "--set", "kernel.ratio"], "--set: 'kernel.ratio' is not KEY=VALUE"),
     (["run", "--preset", "nope"], "--preset: unknown preset 'nope'; allowed"),

@@ -108,7 +108,7 @@ def test_plan_groups_struct_keys_and_covers_every_point_once():
 
 
 BAD = {
-    "unknown-axis": ('[axes]\n"kernel.ratioo" = [0.1]\n', "axes.kernel.ratioo: unknown key; allowed keys:"),
+    "unknown-axis": ('[axes]\n"kernel.ratioo" = [0.1]\n', "axes.kernel.ratioo: unknown key (did you mean kernel.ratio?); allowed keys:"),
     "empty-list": ('[axes]\n"kernel.ratio" = []\n', "axes.kernel.ratio: empty range; allowed"),
     "empty-lin": ('[axes]\n"kernel.ratio" = {lin = [0.0, 1.0, 0]}\n', "axes.kernel.ratio: empty range"),
     "log-negative": ('[axes]\n"lr.disc" = {log = [-1.0, 1.0, 3]}\n', "axes.lr.disc: log range [-1.0, 1.0] is not positive"),

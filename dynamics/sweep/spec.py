@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from .. import presets
-from ..knobs import KNOBS, ConfigError, resolve
+from ..knobs import KNOBS, ConfigError, resolve, unknown_key
 from ..observables import OBSERVABLES
 from ..textfile import read_text
 
@@ -134,7 +134,7 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
     fixed = _flatten(_table(raw.get("set", {}), "set"), "set", leaf=lambda v: not isinstance(v, dict))
     for key, value in fixed.items():
         if key not in KNOBS:
-            raise ConfigError(f"set.{key}: unknown key; allowed keys: {', '.join(KNOBS)}")
+            raise unknown_key(key, field=f"set.{key}")
         fixed[key] = _coerce(KNOBS[key], value, key, table="set")
     for field, key in (("steps", "steps"), ("record_every", "record.every")):
         if field in raw:
@@ -187,7 +187,7 @@ def parse_axis(key: str, value: Any) -> Axis:
     """A list, or a table {lin|log = [start, stop, num]} or {values = [...]}, checked against the knob."""
     field = f"axes.{key}"
     if key not in KNOBS:
-        raise ConfigError(f"{field}: unknown key; allowed keys: {', '.join(sweepable())}")
+        raise unknown_key(key, sweepable(), field=field)
     knob = KNOBS[key]
     if key in NOT_AXES or knob.role == "run":
         hint = {"seed": " (use the seeds field)", "steps": " (use the steps field)"}.get(key, "")
