@@ -17,7 +17,7 @@ from dynamics import presets  # noqa: E402
 from dynamics.knobs import KNOBS  # noqa: E402
 from app.lab import export, frames, knobui, views  # noqa: E402
 from app.lab.state import ATTR, KEY, Lab  # noqa: E402
-from dynamics.knobs import ConfigError  # noqa: E402
+from dynamics.knobs import ConfigError, resolve  # noqa: E402
 from dynamics.targets import load_points, parse_csv  # noqa: E402
 from app.lab.worker import LIVE, Worker  # noqa: E402
 
@@ -914,3 +914,16 @@ def test_a_sharing_change_on_a_settled_cloud_says_so_and_offers_a_restart(t, set
         assert f.hyper["kernel.width"] == pytest.approx(3.0)
     finally:
         lab.close()
+
+
+def test_the_preset_text_says_when_the_knobs_no_longer_hold_the_preset():
+    """The sidebar's preset description describes the preset's own settings: once a knob differs
+    (a live change, a link) it says which, instead of describing a run no longer on screen."""
+    from app.lab import page
+    lab = Lab()
+    assert page.preset_note(lab) == presets.describe(lab.preset)
+    setattr(lab, ATTR["kernel.ratio"], 0.9)
+    note = page.preset_note(lab)
+    assert note.startswith(f"Started from the preset {lab.preset}, now changed: kernel.ratio = 0.9.")
+    setattr(lab, ATTR["kernel.ratio"], resolve(presets.load(lab.preset))["kernel.ratio"])
+    assert page.preset_note(lab) == presets.describe(lab.preset)

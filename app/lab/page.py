@@ -17,7 +17,7 @@ import panel as pn
 from bokeh.models import CustomJS, Div
 
 from dynamics import presets
-from dynamics.knobs import KNOBS, inapplicable, one_line
+from dynamics.knobs import KNOBS, ConfigError, inapplicable, one_line, resolve, show
 
 from . import export, knobui, lessonui, mapcard, texts
 from .state import ATTR, Lab
@@ -142,10 +142,25 @@ def step_text(t: int) -> str:
 
 def preset_picker(lab: Lab):
     select = pn.widgets.Select.from_param(lab.param.preset, label="preset", sizing_mode="stretch_width")
-    doc = pn.pane.Markdown(presets.describe(lab.preset), styles={"font-size": "12px", "color": "#555"},
-                           margin=(0, 10))
-    lab.param.watch(lambda e: setattr(doc, "object", presets.describe(e.new)), "preset")
+    doc = pn.pane.Markdown(preset_note(lab), styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
+    lab.param.watch(lambda e: setattr(doc, "object", preset_note(lab)), ["preset", *ATTR.values()])
     return pn.Column(select, doc, sizing_mode="stretch_width")
+
+
+def preset_note(lab: Lab) -> str:
+    """The preset's description while the knobs hold its settings; once they differ, which
+    knobs differ, so the text never describes a run that is no longer on the screen."""
+    try:
+        base = resolve(presets.load(lab.preset))
+    except ConfigError:
+        return presets.describe(lab.preset)
+    now = lab.knob_values()
+    changed = [f"{k} = {show(now[k])}" for k in ATTR if k in now and now[k] != base[k]]
+    if not changed:
+        return presets.describe(lab.preset)
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return html.escape(f"Started from the preset {lab.preset}, now changed: {shown}. Its description was for its "
+                       "own settings.")
 
 
 def custom_target(lab: Lab):
