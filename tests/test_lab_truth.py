@@ -285,3 +285,25 @@ def test_the_live_spectrum_limit_comes_from_the_kernel_registry(monkeypatch):
         sim = build(resolve({"particles": 8, "kernel.kind": kind, "kernel.net_width": 16, "disc.width": 4}))
         levels, _ = frames.spectrum(sim, sim.init())
         assert (len(levels) == 8) is full, kind
+
+
+def test_the_field_colour_bar_holds_its_range_between_frames():
+    """The critic field's colour bar widens at once when the field grows (nothing is clipped) but
+    does not follow every small shrink, so the same colour means the same D over time; it
+    narrows once the field has fallen below a quarter of the range, and restarts with a run."""
+    assert views.steady_limit(None, 1.0) == 1.0
+    assert views.steady_limit(1.0, 0.8) == 1.0 and views.steady_limit(1.0, 0.3) == 1.0
+    assert views.steady_limit(1.0, 0.2) == 0.2 and views.steady_limit(1.0, 3.0) == 3.0
+    sim = build(resolve({"particles": 16}))
+    scene = frames.make_scene(sim, 1)
+    grid = frames.field_points(scene, sim.device, sim.dtype)
+    v = views.Views()
+    s = sim.init()
+    highs = []
+    for _ in range(6):
+        prev, s = s.x, sim.step(s)
+        f = frames.make_frame(sim, s, scene, 1, prev, field_grid=grid)
+        v.update(f)
+        highs.append((v.field_mapper.high, float(np.abs(f.field).max())))
+    for (h0, _), (h1, lim1) in zip(highs, highs[1:]):
+        assert h1 >= lim1 and (h1 == lim1 or h1 == h0)          # covers the field; changes only by the rule

@@ -80,6 +80,15 @@ def field_data(frame: Frame) -> tuple[dict, float]:
     return {"image": [f], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}, max(lim, 1e-12)
 
 
+def steady_limit(old: float | None, new: float) -> float:
+    """The colour bar's limit for a field whose own limit is `new`: it widens at once (no value
+    is clipped) and narrows only when the field has fallen below a quarter of it, so colours
+    stay comparable from frame to frame instead of rescaling every frame."""
+    if old is None or new > old or new < old / 4:
+        return new
+    return old
+
+
 def field_colour(value: float, lim: float) -> str:
     """The colour the particle view paints a field value with (Bokeh's LinearColorMapper on
     [−lim, lim] over FIELD_PALETTE): what the caption and the colour bar explain."""
@@ -210,6 +219,7 @@ class Views:
                  sizing_mode="scale_width", max_width=PARTICLES_PX, min_width=260, x_range=Range1d(-3, 3),
                  y_range=Range1d(-3, 3), match_aspect=True, css_classes=["particle-plot"])
         self.field_mapper = LinearColorMapper(palette=FIELD_PALETTE, low=-1, high=1)
+        self._field_lim: float | None = None
         self.field = ColumnDataSource({"image": [np.zeros((2, 2), np.float32)], "x": [-3], "y": [-3], "dw": [6],
                                        "dh": [6]}, name="field")
         self.field_image = f.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.field,
@@ -299,6 +309,7 @@ class Views:
         if frame.epoch != self.epoch:
             self.epoch = frame.epoch
             self._refit = True
+            self._field_lim = None                 # a new run: the colour bar starts from its field
             self._rows, self._meter_rows = {}, {}
             self.series.data = {k: [] for k in self.series.data}
             self.meter_series.data = {k: [] for k in self.meter_series.data}
@@ -310,7 +321,8 @@ class Views:
         if frame.field is not None:
             data, lim = field_data(frame)
             self.field.data = data
-            self.field_mapper.update(low=-lim, high=lim)
+            self._field_lim = steady_limit(self._field_lim, lim)
+            self.field_mapper.update(low=-self._field_lim, high=self._field_lim)
         if frame.spectrum is not None:
             self.set_spectrum(*frame.spectrum, n=sc.particles)
         if frame.images is not None:
