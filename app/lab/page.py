@@ -143,7 +143,7 @@ def step_text(t: int) -> str:
 def preset_picker(lab: Lab):
     select = pn.widgets.Select.from_param(lab.param.preset, label="preset", sizing_mode="stretch_width")
     doc = pn.pane.Markdown(preset_note(lab), styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
-    lab.param.watch(lambda e: setattr(doc, "object", preset_note(lab)), ["preset", *ATTR.values()])
+    lab.param.watch(lambda *_: setattr(doc, "object", preset_note(lab)), ["preset", *ATTR.values()])
     return pn.Column(select, doc, sizing_mode="stretch_width")
 
 
@@ -280,7 +280,8 @@ def _page(lab: Lab):
     # visibility toggles on a Column: toggling a Bokeh pane's own `visible` makes Panel 1.9 re-sync
     # the figure's stylesheets and fail (ImportedStyleSheet in a List[str] parameter)
     meter_panes = {n: pn.Column(pn.pane.Bokeh(f), visible=False, margin=0) for n, f in views.meter_figs.items()}
-    meter_text = pn.pane.Markdown("", **{**text, "width": 400})
+    # at most 400 px wide, narrower on a phone (a fixed 400 px clipped the text on a 390 px screen)
+    meter_text = pn.pane.Markdown("", **{**text, "width": None, "max_width": 400, "sizing_mode": "stretch_width"})
     meter_row = pn.FlexBox(*meter_panes.values(), meter_text, visible=False)
 
     def show_meters(names):

@@ -41,6 +41,10 @@ def test_particles_and_transport_are_in_the_first_screen(browser, lab_url, tmp_p
             assert _inside(button.bounding_box(), width, height), f"{name} is below the fold"
         overflow = page.evaluate("() => document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"the page is {overflow} px wide on a {width} px screen"
+        meter_text = page.get_by_text("How much of the true distance").first      # the meters' caption
+        wait_until(lambda: meter_text.bounding_box(), 60, 0.2, "the meters' caption laid out")
+        box = meter_text.bounding_box()
+        assert box["x"] >= -1 and box["x"] + box["width"] <= width + 1, f"meter caption {box} cut off at {width} px"
         preset = page.get_by_text("preset").first
         if size == "phone":                       # the knobs sit behind the menu button, over the page
             assert not preset.is_visible()
