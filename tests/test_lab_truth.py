@@ -307,3 +307,22 @@ def test_the_field_colour_bar_holds_its_range_between_frames():
         highs.append((v.field_mapper.high, float(np.abs(f.field).max())))
     for (h0, _), (h1, lim1) in zip(highs, highs[1:]):
         assert h1 >= lim1 and (h1 == lim1 or h1 == h0)          # covers the field; changes only by the rule
+
+
+def test_line_labels_sit_above_the_data_of_every_series_figure():
+    """Each series figure's y range leaves the top band for its canvas labels: a coverage of 1
+    and the largest value of a fitted series draw below the lowest label."""
+    sim = build(resolve({"particles": 16}))
+    scene = frames.make_scene(sim, 1)
+    v = views.Views()
+    s = sim.init()
+    for _ in range(5):
+        prev, s = s.x, sim.step(s)
+        v.update(frames.make_frame(sim, s, scene, 1, prev))
+    v.flush()
+    for name, lines in views.SERIES.items():
+        f = v.series_figs[name]
+        r = f.y_range
+        top = 1.0 if name == "modes" else max(float(np.nanmax(v.series.data[k])) for k, _, _ in lines)
+        share = (top - r.start) / (r.end - r.start)                 # where the data's top draws, 0 … 1
+        assert share <= 1 - views.label_room(len(lines)) + 1e-9, (name, share)

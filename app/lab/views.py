@@ -170,9 +170,20 @@ def _fig(title: str, tools: str = TOOLS, **kw):
     return f
 
 
+def label_room(n: int) -> float:
+    """Share of a series figure's height its n line labels take at the top (`_lines`)."""
+    return (20 + 14 * (n - 1)) / SERIES_FRAME[1]
+
+
+def with_room(lo: float, hi: float, n: int) -> tuple[float, float]:
+    """A y range that holds [lo, hi] below the n labels at its top, so no label covers a line."""
+    f = label_room(n)
+    return lo, hi + (hi - lo) * f / (1 - f)
+
+
 def _series_fig(title: str, x_range, source: ColumnDataSource, lines: list, marks: ColumnDataSource):
     f = _fig(title, tools="", frame_width=SERIES_FRAME[0], frame_height=SERIES_FRAME[1], x_range=x_range,
-             y_range=Range1d(0, 1.05))
+             y_range=Range1d(*with_room(0, 1.05, len(lines))))
     f.toolbar_location = None
     f.vspan(x="t", source=marks, line_color=MARK, line_dash="dashed", line_width=1.2)
     _lines(f, source, lines)
@@ -364,14 +375,15 @@ class Views:
             span = max(t[-1] - t[0], 10.0)
             step = 10 ** np.floor(np.log10(span)) / 2
             x.update(start=float(np.floor(t[0] / step) * step), end=float(np.ceil((t[-1] + 0.3 * span) / step) * step))
-        figs = [(self.series_figs[n], [data[k] for k, _, _ in lines]) for n, lines in SERIES.items() if n != "modes"]
+        figs = [(self.series_figs[n], [data[k] for k, _, _ in lines], len(lines))
+                for n, lines in SERIES.items() if n != "modes"]
         if self.distances:          # coverage and entropy sit in [0, 1]; distances have no fixed scale
-            figs.append((self.series_figs["modes"], [data[k] for k, _, _ in DISTANCES] + [[0.0]]))
+            figs.append((self.series_figs["modes"], [data[k] for k, _, _ in DISTANCES] + [[0.0]], len(DISTANCES)))
         meters = self.meter_series.data
-        figs += [(self.meter_figs[n], [meters[k] for k, _, _ in lines] + [[METER_REFERENCE.get(n, np.nan)]])
-                 for n, lines in METER_SERIES.items() if self.meter_figs[n].visible]
-        for f, columns in figs:
-            lo, hi = series_bounds(columns)
+        figs += [(self.meter_figs[n], [meters[k] for k, _, _ in lines] + [[METER_REFERENCE.get(n, np.nan)]],
+                  len(lines)) for n, lines in METER_SERIES.items() if self.meter_figs[n].visible]
+        for f, columns, labels in figs:
+            lo, hi = with_room(*series_bounds(columns), labels)
             r = f.y_range
             if refit or lo < r.start or hi > r.end or (hi - lo) < 0.3 * (r.end - r.start):
                 r.update(start=lo, end=hi)
@@ -402,7 +414,8 @@ class Views:
         modes = self.series_figs["modes"]
         modes.title.text = DISTANCES_TITLE if sc.distances else TITLES["modes"]
         if not sc.distances:
-            modes.y_range.update(start=0, end=1.05)
+            lo, hi = with_room(0, 1.05, len(SERIES["modes"]))
+            modes.y_range.update(start=lo, end=hi)
         for name, f in self.meter_figs.items():
             f.visible = name in sc.meters
         self.spectrum.data = {"x": [], "top": [], "bottom": [], "label": []}
