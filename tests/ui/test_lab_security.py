@@ -3,6 +3,7 @@ never runs and shows as text, no input gives a traceback or a blank page, and on
 heavy link leaves the others answering."""
 from __future__ import annotations
 
+import collections
 import shutil
 import urllib.parse
 
@@ -92,4 +93,8 @@ def test_a_session_leaves_no_log_records_behind(page, lab_url):
     shown = int(_shown_step(page) or 0)
     wait_until(lambda: int(_shown_step(page) or 0) > shown + 100, 60, 0.1, "the session stepping")
     kept = [r.getMessage() for r in admin.data.data[before:]]
-    assert len(kept) < 10 and not [m for m in kept if "periodic callback" in m], kept[:3]
+    assert not [m for m in kept if "periodic callback" in m], kept[:3]
+    # a handful of records per session (launching, created, ...), not one per frame; an earlier
+    # test's session may be destroyed inside this window on a loaded machine: count per session
+    per_session = collections.Counter(m.split()[1] for m in kept if m.startswith("Session "))
+    assert per_session and max(per_session.values()) < 10, per_session
