@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import io
 import itertools
 import json
@@ -33,12 +32,12 @@ import torch
 import xarray as xr
 
 from dynamics import budget, presets
-from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, defaults, hyper_keys, one_line, resolve
 from dynamics.observables import OBSERVABLES
 from dynamics.results import write_netcdf
 from dynamics.run import simulate
 from dynamics.sweep.plan import Chunk, Plan, make_plan
+from dynamics.sweep.task import simulation
 from dynamics.sweep.spec import Spec, available_metrics, parse_spec
 
 from .state import SESSION_BYTES
@@ -296,13 +295,6 @@ def template(mp: MapPlan) -> xr.Dataset:
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-@functools.lru_cache(maxsize=4)
-def _built(cfg_json: str):
-    """One Simulation per group config: a fused step is compiled once, then reused by every
-    chunk and every later map of that config."""
-    return build(json.loads(cfg_json))
-
-
 def run_chunk(chunk: Chunk, full: int = 0, cancel: threading.Event | None = None) -> dict[str, np.ndarray]:
     """The chunk's members as one batch -> final_<m> arrays of chunk.shape. `full`: pad the
     batch to this many members (repeating the last; members are independent), so that a fused
@@ -315,7 +307,7 @@ def run_chunk(chunk: Chunk, full: int = 0, cancel: threading.Event | None = None
         if cancel is not None and cancel.is_set():
             raise Cancelled
 
-    h = simulate(chunk.cfg, members, sim=_built(json.dumps(chunk.cfg, sort_keys=True)), progress=check)
+    h = simulate(chunk.cfg, members, sim=simulation(chunk.cfg), progress=check)
     n = chunk.size
     return {f"final_{m}": np.asarray(h.final[m][:n]).reshape(chunk.shape) for m in STORED}
 

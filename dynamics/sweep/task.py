@@ -38,7 +38,7 @@ def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[st
         torch.set_num_threads(threads)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        sim = _built(json.dumps(chunk.cfg, sort_keys=True))
+        sim = simulation(chunk.cfg)
         h = simulate(chunk.cfg, list(chunk.members), sim=sim, keep_state=wants.spectrum)
     finally:
         torch.set_num_threads(before)
@@ -57,6 +57,12 @@ def run_chunk(chunk: Chunk, wants: Wants, threads: int | None = None) -> dict[st
     out["cpu_seconds"] = np.float64(time.process_time() - c0)
     out["device"] = str(sim.device)
     return out
+
+
+def simulation(cfg: dict):
+    """The Simulation of a resolved config, built once per config and process (the lab's phase
+    map uses it too)."""
+    return _built(json.dumps(cfg, sort_keys=True))
 
 
 @functools.lru_cache(maxsize=4)
