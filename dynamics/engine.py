@@ -1,11 +1,14 @@
 """The effective GAN dynamics: ``build(cfg) -> Simulation`` with pure ``init`` and ``step``.
 
 One step (alternating, the default):
+  0. (first step only, with ``disc.steps_first``) the extra critic updates before the first
+     particle update; (``disc.reset``) otherwise the optimiser's state starts from zero;
   1. ``disc.steps`` times: draw a fresh real batch y `(B, M, d)` and take one critic step
      (`Critic.update`; for gradient-ascent critics the objective J of `dynamics.objective`);
   2. forces at the particles with the updated critic (`Critic.force`, e.g. F_j =
      gen_weight(D(x_j)) ∇_x D(x_j)), plus the pseudo-supervision pull;
-  3. particles move through the generator kernel: x_i += (η_G/N) Σ_j Θ_ij F_j.
+  3. particles move through the generator kernel: x_i += (η_G/N) Σ_j Θ_ij F_j (the
+     per-particle `lr.convention` drops the 1/N, `dynamics.convention`).
 ``update = simultaneous`` takes the forces from the critic before its update instead.
 
 State is a frozen dataclass of `(B, ...)` tensors; member b of a batch follows exactly the
@@ -23,7 +26,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
-from . import rng, threads
+from . import convention, rng, threads
 from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
 from .knobs import ConfigError, hyper_keys, one_line, resolve
@@ -94,6 +97,11 @@ def _tree_where(keep: Tensor, new, old):
     if isinstance(new, dict):
         return {k: _tree_where(keep, new[k], old[k]) for k in new}
     return torch.where(keep.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+
+def _zeros(tree):
+    """The same nested dict of tensors, all zero: every optimiser's fresh state (tests check it)."""
+    return {k: _zeros(v) if isinstance(v, dict) else torch.zeros_like(v) for k, v in tree.items()}
 
 
 def _counter(t: int, device: torch.device) -> Tensor:
@@ -170,6 +178,11 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     N, d = cfg["particles"], target.dim
     M = cfg["real"] or N
     n_disc, simultaneous = cfg["disc.steps"], cfg["update"] == "simultaneous"
+    # disc.steps_first: the first step's extra updates draw counters 0 .. shift − 1, so critic
+    # update k of step t draws at shift + t·n_disc + k (= steps_first + (t − 1)·n_disc + k, t ≥ 1)
+    shift = (cfg["disc.steps_first"] or n_disc) - n_disc
+    reset = cfg["disc.reset"]
+    step_scale = convention.of(cfg).scale(N)
     hkeys = hyper_keys()
     limit = RUNAWAY * (1.0 + float(target.centers.abs().max()))
     check_host = device.type == "cpu"      # a host check is free on the CPU; on a GPU, never sync
@@ -229,7 +242,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         J = loss_g = F = real = None
         pairs = kstate.get("pairs")
         for sub in range(n_disc):
-            counter = t * n_disc + sub
+            counter = t * n_disc + sub + shift
             real = target.sample(key, counter, M)                               # (B, M, d)
             batch = make_batch(real, x, key, counter)                          # (+ wgan_gp interpolates)
             if simultaneous and sub == 0:
@@ -237,14 +250,26 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
             p, opt, J = disc.update(p, opt, batch, h)
         if not simultaneous:
             loss_g, F = forces(p, x, real, h, pairs)
-        x_new, kstate = kernel.move(kstate, x, F, h["lr.gen"] / N, h)
+        x_new, kstate = kernel.move(kstate, x, F, h["lr.gen"] * step_scale, h)
         # NaN fails the comparison; J is non-finite when any critic parameter is
         ok = (x_new.abs().amax((1, 2)) < limit) & torch.isfinite(J)
         return x_new, p, opt, kstate, J, loss_g, ok
 
     core = _compiled(advance, device) if cfg["compile"] else advance
 
+    def warm_up(s: State) -> State:
+        """The critic's first `shift` updates, before the first particle step (disc.steps_first)."""
+        p, opt = s.disc, s.opt
+        for counter in range(shift):
+            real = target.sample(s.key, counter, M)
+            p, opt, _ = disc.update(p, opt, make_batch(real, s.x, s.key, counter), s.hyper)
+        return s.replace(disc=p, opt=opt)
+
     def step(s: State) -> State:
+        if s.t == 0 and shift:
+            s = warm_up(s)
+        elif reset and s.t:                # at t = 0 the state is fresh (or warmed up: one run of updates)
+            s = s.replace(opt=_zeros(s.opt))
         x_new, p, opt, kstate, J, loss_g, ok = core(s.x, s.disc, s.opt, s.kernel, s.hyper, s.key, s.t)
         new = s.replace(x=x_new, disc=p, opt=opt, kernel=kstate, t=s.t + 1, loss_d=-J, loss_g=loss_g)
         if check_host and bool((ok & s.alive).all()):
@@ -260,7 +285,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
     def real_batch(s: State, sub: int = 0) -> Tensor:
         """(B, M, d) the real batch of critic update `sub` of the step from s (sub = −1: the last
         update of the step that led to s): the engine's stream counter, for views and meters."""
-        return target.sample(s.key, s.t * n_disc + sub, M)
+        return target.sample(s.key, s.t * n_disc + sub + shift, M)
 
     def forces_now(s: State) -> tuple[Tensor, Tensor]:
         """(loss_g (B,), F (B, N, d)): the generator loss and forces the next step would apply

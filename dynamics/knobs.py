@@ -294,6 +294,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       symbol=r"$H$"),
     K("disc.depth", int, 1, "hidden layers of the discriminator MLP", (1, 3), applies=("disc.kind", ("mlp",))),
     K("disc.steps", int, 1, "discriminator updates per particle update", (1, 1000), lab=(1, 100), symbol=r"$n_D$"),
+    K("disc.steps_first", int, 0, "discriminator updates before the first particle update (0: disc.steps; "
+      "the authors' MNIST runs: 200)", (0, 1000), advanced=True, symbol=r"$n_D^{(0)}$"),
     K("disc.optimizer", str, "sgd", "discriminator optimiser (gradient ascent)", choices=_reg("objective", "OPTIMIZERS"),
       advanced=True, applies=("disc.kind", ASCENT)),
     K("disc.weight_decay", float, 0.0, "weight decay wd: the objective gets −(wd/2)‖φ‖²", (0.0, 100.0),
@@ -321,6 +323,9 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       applies=("disc.kind", ("mlp_layers",))),
     K("disc.beta1", float, 0.5, "β1 of adam (β2 = 0.999; torch's default β1 is 0.9)", (0.0, 0.9999),
       advanced=True, applies=("disc.optimizer", ("adam",)), symbol=r"$\beta_1$"),
+    K("disc.reset", bool, False, "re-create the optimiser at every particle update (its moments and step count "
+      "start from zero, as the authors' code re-creates Adam each step)", advanced=True,
+      applies=("disc.optimizer", ("adam",))),
     K("disc.amsgrad", bool, False, "AMSGrad: adam divides by the running maximum of its second moment",
       advanced=True, applies=("disc.optimizer", ("adam",))),
     K("reg.alpha", float, 0.0, "α of the sobolev regulariser: the constraint gets + α·Var_q D (Fisher)",
@@ -337,8 +342,11 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
       (0.0, 1e4), role="hyper", log=True, label="regulariser γ", applies=("reg.kind", PENALTIES), symbol=r"$\gamma$"),
     K("lr.disc", float, 0.01, "η_D, discriminator learning rate", (0.0, 100.0), role="hyper", log=True,
       label="η_D (lr.disc)", applies=("disc.kind", ASCENT), symbol=r"$\eta_D$"),
-    K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j", (0.0, 1e4),
+    K("lr.gen", float, 0.1, "η_G, particle learning rate in x_i += η_G/N Σ_j Θ_ij F_j (lr.convention)", (0.0, 1e4),
       role="hyper", log=True, label="η_G (lr.gen)", symbol=r"$\eta_G$"),
+    K("lr.convention", str, "mean", "how lr.gen scales the particle update: mean, x_i += (η_G/N) Σ_j Θ_ij F_j "
+      "(effgan's), or particle, x_i += η_G Σ_j Θ_ij F_j (the authors' per-particle η_Q; same dynamics with "
+      "lr.gen(mean) = N·lr.gen(particle))", choices=_reg("convention", "CONVENTIONS"), advanced=True),
     K("ps.weight", float, 0.0, "λ_PS, pseudo-supervision: each particle is also pulled towards its own fixed "
       "target sample, L_G += λ_PS·mean‖x_i − y_i‖² (0: a plain GAN)", (0.0, 1e6), role="hyper", advanced=True,
       symbol=r"$\lambda_\mathrm{PS}$"),
@@ -403,6 +411,9 @@ def _check_together(cfg: dict[str, Any]) -> None:
                               "perfect squares (4, 9, 16, 25, ...)")
     if cfg["init.kind"] == "pair" and cfg["target.kind"] != "sphere_pair":
         raise ConfigError("init.kind: pair needs target.kind = sphere_pair; allowed gaussian or sphere otherwise")
+    if 0 < cfg["disc.steps_first"] < cfg["disc.steps"]:
+        raise ConfigError(f"disc.steps_first: {cfg['disc.steps_first']} is fewer than disc.steps = {cfg['disc.steps']}; "
+                          f"allowed 0 (as disc.steps) or {cfg['disc.steps']} to 1000")
 
 
 def hyper_keys() -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from . import convention
 from .knobs import ConfigError
 from .run import History
 
@@ -41,7 +42,7 @@ def to_dataset(h: History, device: str = "") -> xr.Dataset:
         coords[k] = ("member", np.asarray([m.get(k, h.cfg[k]) for m in h.members]))
     attrs = {"config": json.dumps(h.cfg, sort_keys=True), "members": json.dumps(h.members),
              "versions": json.dumps(versions()), "device": device,
-             "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j"}
+             "update_rule": convention.of(h.cfg).rule}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -43,7 +43,9 @@ class Counters:
 
 COUNTERS: dict[str, Counters] = {
     # steps <= 1e8 and disc.steps <= 1000 (their knobs' bounds) keep t·disc.steps + k below 2**40
-    "steps": Counters(0, 2**40, "critic update k of step t draws its real batch (and mix) at t·disc.steps + k"),
+    # (disc.steps_first adds a constant shift <= 1000: its extra first updates draw at 0 .. shift − 1)
+    "steps": Counters(0, 2**40, "critic update k of step t draws its real batch (and mix) at "
+                      "t·disc.steps + k + (disc.steps_first − disc.steps if disc.steps_first else 0)"),
     "fixed": Counters(2**40, 2**40 + 2**31, "reference samples at 2**40 + seed (Target.sample_fixed)"),
     "pairs": Counters(2**41, 2**41 + 1, "the fixed pseudo-supervision targets, drawn once per run"),
     "meter_test": Counters(2**43, 2**44, "the lab meters' held-out batches of step t, at 2**43 + t"),

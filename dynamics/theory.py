@@ -4,7 +4,7 @@ linearised critic and the two levels of the kernel spectrum.
 Conventions as in the engine: x_i += (η_G/N) Σ_j Θ_ij F_j, penalty (γ/2)·E‖∇D‖², so a
 linear critic D = ψ·x on a point target gives the damped oscillator
     ë + η_D γ ė + η_D η_G λ̄ e = 0,   λ̄ = (g1 + (N−1) g2)/N,
-critically damped at γ_c = 2√(η_G λ̄ / η_D).
+critically damped at γ_c = 2√(η_G λ̄ / η_D) (η_G in that convention: `convention.mean_lr`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .convention import mean_lr
 from .knobs import ConfigError
 
 
@@ -23,13 +24,13 @@ def mean_eigenvalue(cfg: dict) -> float:
 
 def gamma_c(cfg: dict) -> float:
     """Critical penalty strength 2√(η_G λ̄ / η_D) of the linearised critic."""
-    return 2.0 * math.sqrt(cfg["lr.gen"] * mean_eigenvalue(cfg) / cfg["lr.disc"])
+    return 2.0 * math.sqrt(mean_lr(cfg) * mean_eigenvalue(cfg) / cfg["lr.disc"])
 
 
 def damping_time(gammas, cfg: dict, eps: float = 0.05, e0: float = 1.0) -> np.ndarray:
     """Continuous-time convergence time (steps) of the oscillator from e(0) = e0, ė(0) = 0:
     the last time |e(t)| >= eps. `(G,)` for penalties `gammas (G,)`."""
-    w2 = cfg["lr.disc"] * cfg["lr.gen"] * mean_eigenvalue(cfg)
+    w2 = cfg["lr.disc"] * mean_lr(cfg) * mean_eigenvalue(cfg)
     out = []
     for g in np.atleast_1d(np.asarray(gammas, dtype=float)):
         G = cfg["lr.disc"] * g

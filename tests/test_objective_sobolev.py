@@ -183,7 +183,7 @@ BASE = {"target.kind": "mnist", "target.samples": 12, "particles": 12, "real": 1
         "lr.disc": 1e-3, "lr.gen": 50.0, "disc.steps": 2, "dtype": "float64", "init.std": 0.5}
 CHANGES = [("disc.widths", "8,12,8"), ("disc.dropout", 0.2), ("disc.out_bias", False), ("disc.init", "default"),
            ("disc.beta1", 0.9), ("disc.amsgrad", True), ("reg.alpha", 0.5), ("reg.rho", 0.5),
-           ("reg.batch_mean", False)]
+           ("reg.batch_mean", False), ("disc.steps_first", 6), ("disc.reset", True), ("lr.convention", "particle")]
 
 
 def _run(**over):

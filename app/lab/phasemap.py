@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from dynamics import budget, presets
+from dynamics import budget, convention, presets
 from dynamics.knobs import KNOBS, ConfigError, defaults, hyper_keys, one_line, resolve
 from dynamics.observables import OBSERVABLES
 from dynamics.results import write_netcdf
@@ -291,7 +291,7 @@ def template(mp: MapPlan) -> xr.Dataset:
              "spec": spec.source, "fingerprint": spec.fingerprint(),
              "axes": json.dumps([{"key": a.key, "scale": a.scale, "role": a.role} for a in spec.axes]),
              "metrics": json.dumps(list(STORED)), "device": "cpu",
-             "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j"}
+             "update_rule": convention.of(spec.config).rule}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from .. import convention
 from ..objective import Batch
 from ..papers.ct import ct_costs, ct_costs_and_grad
 from .contract import Critic, register
@@ -16,8 +17,9 @@ from .contract import Critic, register
 Tensor = torch.Tensor
 
 
-def clip_moves(F: Tensor, hyper) -> Tensor:
-    """F (B, N, d) with each F_j shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step (0: off).
+def clip_moves(F: Tensor, hyper, per_particle: bool = False) -> Tensor:
+    """F (B, N, d) with each F_j shortened so that (η_G/N)·g1·‖F_j‖ ≤ ct.max_step (0: off;
+    η_G·g1·‖F_j‖ under the per-particle `lr.convention`, per_particle).
 
     (η_G/N)·g1·F_j is particle j's own term of its move x_j += (η_G/N) Σ_k Θ_jk F_k (Θ_jj = g1):
     the whole move for two_number with r = 0, so there the clip is exact; with cross coupling
@@ -25,7 +27,7 @@ def clip_moves(F: Tensor, hyper) -> Tensor:
     its data and take huge forward-cost steps while the rest lag (ct-balance, ρ = 0.5 stalls).
     """
     cap, N = hyper["ct.max_step"], F.shape[1]
-    scale = hyper["lr.gen"] * hyper["kernel.g1"] / N                        # (B,)
+    scale = hyper["lr.gen"] * hyper["kernel.g1"] / (1 if per_particle else N)              # (B,)
     on = (cap > 0) & (scale > 0)
     limit = torch.where(on, cap / torch.where(on, scale, torch.ones_like(scale)), torch.full_like(cap, math.inf))
     norm = F.norm(dim=-1, keepdim=True)                                      # (B, N, 1)
@@ -38,6 +40,7 @@ def _memory(cfg, s):                                          # (B, M, N) plans,
 
 @register("ct", ascent=False, valued=False, memory=_memory)
 def conditional_transport(cfg) -> Critic:
+    per_particle = convention.of(cfg).per_particle
     def init(gens, d, dtype, device):
         return {"c": torch.zeros(len(gens), dtype=dtype, device=device)}, {}
 
@@ -46,6 +49,6 @@ def conditional_transport(cfg) -> Critic:
 
     def force(p, x, real, hyper):
         costs, grad = ct_costs_and_grad(real, x, hyper["ct.beta"], hyper["ct.rho"])
-        return costs["loss"], clip_moves(-x.shape[1] * grad, hyper)
+        return costs["loss"], clip_moves(-x.shape[1] * grad, hyper, per_particle)
 
     return Critic(init, update, force, value=None, value_and_grad=None)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .. import convention
 from ..knobs import KNOBS, ConfigError
 from ..results import versions as engine_versions
 from ..run import record_steps
@@ -93,7 +94,7 @@ def create(path: Path, spec: Spec, plan: Plan, wants: Wants, device: str) -> Non
                             "groups": plan.groups, "points": plan.points}),
         "versions": json.dumps(versions()), "device": device,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "update_rule": "x_i <- x_i + (lr.gen/N) sum_j Theta_ij F_j",
+        "update_rule": convention.of(spec.config).rule,
     }
     attrs["device_requested"] = device
     # the template is written aside and renamed: a run killed meanwhile leaves only `.part`,
