@@ -14,7 +14,7 @@ TEXT = {"font-size": "13px"}
 def picker(lab: Lab):
     """A select of the lessons; choosing one opens its first step."""
     options = {NONE: "", **{f"{i}. {les.title}": les.name for i, les in enumerate(lessons.LESSONS.values(), 1)}}
-    select = pn.widgets.Select(name="guided lesson", options=options, value=lab.lesson,
+    select = pn.widgets.Select(label="guided lesson", options=options, value=lab.lesson,
                                sizing_mode="stretch_width", css_classes=["lesson-select"])
     busy = [False]
 
