@@ -20,6 +20,7 @@ from . import compare, knobui, views
 from .state import ATTR, Lab
 
 PANEL_PX = {2: 440, 3: 340, 4: 255}      # a panel's width by how many there are: one row on a laptop
+NOTE = {"font-size": "12px", "color": "#555"}
 DIVERGED = "#c0392b"
 
 
@@ -56,25 +57,28 @@ class CompareView:
     def __init__(self, lab: Lab, single=None):
         self.lab = lab
         self.single = single                  # the single particle view, hidden while comparing
-        self.key = pn.widgets.Select(name="knob to compare", width=260, css_classes=["cmp-key"])
-        self.values = pn.widgets.TextInput(name=f"its values ({compare.VALUES[0]} to {compare.VALUES[1]}, "
+        self.key = pn.widgets.Select(label="knob to compare", width=260, css_classes=["cmp-key"])
+        self.values = pn.widgets.TextInput(label=f"its values ({compare.VALUES[0]} to {compare.VALUES[1]}, "
                                                 "comma-separated)", width=300, css_classes=["cmp-values"])
         self.go = pn.widgets.Button(label="Compare side by side", color="primary", css_classes=["cmp-go"])
-        self.leave = pn.widgets.Button(label="Back to the single view", visible=False, css_classes=["cmp-leave"])
-        self.kind = pn.pane.Str("", styles={"font-size": "12px", "color": "#555"}, css_classes=["cmp-kind"],
-                                sizing_mode="stretch_width")
+        # one beside the panels, one in the card (the card may be scrolled away)
+        self.leave = [pn.widgets.Button(label="Back to the single view", visible=False, css_classes=["cmp-leave"])
+                      for _ in range(2)]
+        self.kind = pn.pane.Markdown("", styles=NOTE, css_classes=["cmp-kind"], sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["cmp-alert"],
                                    sizing_mode="stretch_width")
         self.go.on_click(lambda e: self.start())
-        self.leave.on_click(lambda e: self.stop())
+        for b in self.leave:
+            b.on_click(lambda e: self.stop())
         self.key.param.watch(lambda e: self.propose(), "value")
         x, y = Range1d(-3, 3), Range1d(-3, 3)        # shared by every panel
         self.figs = [_panel(i, x, y) for i in range(compare.VALUES[1])]
         self.x_range, self.y_range = x, y
         self.boxes = [pn.Column(pn.pane.Bokeh(f[0]), visible=False, margin=(0, 4)) for f in self.figs]
-        self.note = pn.pane.Str("", styles={"font-size": "12px", "color": "#555"}, css_classes=["cmp-note"],
-                                sizing_mode="stretch_width", margin=(0, 10))
-        self.panels = pn.Column(self.note, pn.FlexBox(*self.boxes), visible=False, sizing_mode="stretch_width",
+        self.note = pn.pane.Markdown("", styles=NOTE, css_classes=["cmp-note"], sizing_mode="stretch_width",
+                                margin=(0, 10))
+        self.panels = pn.Column(pn.Row(self.note, self.leave[0], sizing_mode="stretch_width"),
+                                pn.FlexBox(*self.boxes), visible=False, sizing_mode="stretch_width",
                                 css_classes=["cmp-panels"])
         self._shown = (None, -1)              # (group, version) on the panels
         self._scenes = None
@@ -101,9 +105,10 @@ class CompareView:
             return
         current = getattr(self.lab, ATTR[key])
         self.values.value = ", ".join(compare.fmt(v) for v in compare.propose(key, current))
-        self.kind.object = ("live knob: the runs are members of one batch along the engine's leading axis"
-                            if KNOBS[key].role == "hyper" else
-                            "structural knob: one simulation per value, stepped in lockstep in the session's worker")
+        how = ("live knob: the runs are members of one batch along the engine's leading axis"
+               if KNOBS[key].role == "hyper" else
+               "structural knob: one simulation per value, stepped in lockstep in the session's worker")
+        self.kind.object = html.escape(how)
 
     def request_text(self) -> str:
         return f"{self.key.value}:{self.values.value}"
@@ -121,7 +126,7 @@ class CompareView:
     # ------------------------------------------------------------ the panels
     def mode(self) -> None:
         on = bool(self.lab.compare)
-        self.panels.visible = self.leave.visible = on
+        self.panels.visible = self.leave[0].visible = self.leave[1].visible = on
         if self.single is not None:
             self.single.visible = not on
         if on:
@@ -145,7 +150,7 @@ class CompareView:
         self._shown = (group, view.version)
         if view.scenes is not self._scenes:
             self._scenes = view.scenes
-            self.note.object = f"{group.how}; same seed, the transport above drives all of them"
+            self.note.object = html.escape(f"{group.how}; same seed, the transport above drives all of them")
             x0, x1, y0, y1 = compare.shared_extent(view.scenes)
             self.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
             self.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
@@ -166,6 +171,6 @@ class CompareView:
                              "seed, side by side with the same axes; Play, Pause, Step, Reset and the speed act "
                              "on all of them. The values are proposed around the current one; edit them freely.",
                              styles={"font-size": "12px"}, sizing_mode="stretch_width"),
-            pn.FlexBox(self.key, self.values), self.kind, pn.FlexBox(self.go, self.leave), self.alert,
+            pn.FlexBox(self.key, self.values), self.kind, pn.FlexBox(self.go, self.leave[1]), self.alert,
             title="Side by side", collapsed=False, sizing_mode="stretch_width", margin=(4, 0),
             css_classes=["compare-card"])
