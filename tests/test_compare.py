@@ -13,7 +13,7 @@ pytest.importorskip("panel")
 from dynamics import presets  # noqa: E402
 from dynamics.engine import build  # noqa: E402
 from dynamics.knobs import KNOBS, ConfigError, resolve  # noqa: E402
-from app.lab import compare  # noqa: E402
+from app.lab import compare, lessons  # noqa: E402
 from app.lab.state import Lab  # noqa: E402
 
 CFG = resolve(presets.load(presets.DEFAULT), {"particles": 32})
@@ -155,3 +155,49 @@ def test_a_bad_compare_in_a_link_is_a_message_and_the_rest_applies():
                       "kernel.kind = rbf"]
     assert "ignored in the link: compare: kernel.width" in lab.message
     lab.close()
+
+
+def _latest(lab, pred=lambda v: True):
+    """The group's newest snapshot once pred holds (frames drained, so loads get noted)."""
+    return wait_until(lambda: (lab.take_frame(), (v := lab.group and lab.group.latest()) and pred(v) and v)[1])
+
+
+def test_knob_changes_during_a_compare_reach_every_member():
+    lab = Lab(particles=32)
+    lab.start()
+    try:
+        assert lab.start_compare("kernel.ratio:0.1,0.9") and "members of one batch" in lab.message
+        _latest(lab)
+        lab.lr_disc = 0.02                                    # live: every member, the compared knob kept
+        wait_until(lambda: lab.worker.hyper["lr.disc"] == pytest.approx(0.02))
+        assert lab.worker._state.hyper["kernel.ratio"].tolist() == pytest.approx([0.1, 0.9])
+        group = lab.group
+        lab.disc_activation = "tanh"                          # structural: the group is built again around it
+        assert lab.message.startswith("restarts the compared runs") and lab.group is not group
+        wait_until(lambda: (lab.take_frame(), lab.worker.cfg["disc.activation"] == "tanh")[1])
+        assert lab.worker._state.batch == 2 and lab.compare == "kernel.ratio:0.1,0.9"
+        lab.kernel_kind = "rbf"                               # kernel.ratio would mean nothing: refused
+        assert lab.kernel_kind == "two_number" and "compare: kernel.ratio has no effect" in lab.message
+        lab.open_lesson(next(iter(lessons.LESSONS)), 1)
+        assert lab.compare == "" and lab.group is None        # a lesson's step is a single run
+        assert lab.start_compare("disc.activation:relu,sigmoid")
+        lab.preset = "collapse"
+        assert lab.compare == "" and lab.group is None        # so is a preset
+    finally:
+        lab.close()
+
+
+def test_a_compare_that_fails_to_build_keeps_the_running_simulation(monkeypatch):
+    lab = Lab(particles=32)
+    lab.start()
+    try:
+        wait_until(lambda: (lab.take_frame(), lab.worker.cfg is not None)[1])
+
+        def broken(self):
+            raise RuntimeError("no memory left")
+        monkeypatch.setattr(compare.Group, "build", broken)
+        assert lab.start_compare("disc.activation:relu,sigmoid")
+        wait_until(lambda: (lab.take_frame(), "no memory left" in lab.message)[1])
+        assert lab.compare == "" and lab.group is None and lab.worker._state.batch == 1
+    finally:
+        lab.close()

@@ -222,7 +222,7 @@ class Lab(Knobs):
         self._ticket = self.worker.load(builder, keep)
         if not keep:
             self._fresh = self._ticket
-        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
+        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom, "group": self.group}
         self.param.update(**({} if keep else {"t": 0, "diverged": ""}), building=True)
         return keep
 
@@ -253,8 +253,8 @@ class Lab(Knobs):
             with contextlib.suppress(ConfigError):
                 self._load(self._builder())
             return
-        self.custom = self._good["custom"]
-        self._set_quietly(**{a: v for a, v in self._good["values"].items() if a in KEY or a == "preset"})
+        self.custom, self.group = self._good["custom"], self._good["group"]
+        self._set_quietly(**{a: v for a, v in self._good["values"].items() if a in KEY or a in ("preset", "compare")})
         self._say(f"{failed[1]} (kept the running simulation)", "danger")
 
     @param.depends("preset", watch=True)
@@ -284,12 +284,14 @@ class Lab(Knobs):
     # ------------------------------------------------------------ lessons
     def open_lesson(self, name: str, step: Any = 1) -> bool:
         """Set the knobs of a lesson's step (its preset, then its knobs) and restart; a bad name
-        or step is a one-line message and the run goes on."""
+        or step is a one-line message and the run goes on. A lesson's step is a single run."""
+        comparing, self.compare = self.compare, ""
         try:
             st = lessons.step_of(name, step)
             values = self._lesson_values(st)
             builder = self._builder(self._config_of(values)) if self._started else None
         except ConfigError as e:
+            self.compare = comparing
             self._say(f"{e} (kept the running simulation)", "danger")
             return False
         self.custom = None
