@@ -238,8 +238,7 @@ class Group:
             x = st.x[i:i + 1, :frames.SHOW_MAX].detach()
             counted = not sc.distances
             covered = int(observables.coverage(x, s.target)["modes_covered"][0]) if counted else -1
-            a = x[0].double().cpu().numpy()
-            xy = frames.project(a, sc) if sc.dim > 2 else frames._xy(x[0])
+            xy = frames.project(x[0].double().cpu().numpy(), sc)      # d <= 2: the identity (d = 1 on the x axis)
             shots.append(Shot(label, xy, covered, sc.n_modes, int(st.diverged_step[i])))
         with self._lock:
             self._version += 1
