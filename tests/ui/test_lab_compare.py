@@ -45,12 +45,12 @@ def test_a_compare_link_shows_two_clouds_driven_by_one_transport(page, lab_url):
     moved = wait_until(lambda: (c := two_clouds(page)) and c[0] != c[1] and c[0] != first[0] and c[1] != first[1]
                        and c, 60, 0.1, "the two clouds moving apart")
     assert moved[0] != moved[1]
-    page.get_by_role("button", name="Pause").click()
-    wait_until(lambda: not worker.running, 30, 0.05, "paused")
-    held = wait_until(lambda: _settled(page), 30, 0.1, "both panels still")
+    page.get_by_role("button", name="Pause").click(no_wait_after=True)   # the event is waited on below
+    wait_until(lambda: not worker.running, 60, 0.05, "paused")
+    held = wait_until(lambda: _settled(page), 60, 0.1, "both panels still")
     page.wait_for_timeout(500)
     assert two_clouds(page) == held                                     # pause holds both
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play").click(no_wait_after=True)   # the event is waited on below
     wait_until(lambda: (c := two_clouds(page)) and c[0] != held[0] and c[1] != held[1], 60, 0.1,
                "both clouds moving again")
     assert errors == []
@@ -70,29 +70,29 @@ def test_the_card_starts_a_live_compare_as_one_batch_refuses_bad_values_and_leav
     worker = wait_until(lambda: newest_worker(before), 60, 0.05, "the session's worker")
     page.locator(".cmp-key select").select_option(label=knobui.shown_label(KNOBS["kernel.ratio"], True))
     box = page.locator(".cmp-values input")
-    wait_until(lambda: box.input_value() == "0.1, 0.9", 30, 0.1, "values proposed around r = 0.1")
+    wait_until(lambda: box.input_value() == "0.1, 0.9", 60, 0.1, "values proposed around r = 0.1")
     box.fill("0.1, 0.5, 0.9")
     box.press("Enter")
-    page.locator(".cmp-go button").click()
+    page.locator(".cmp-go button").click(no_wait_after=True)   # the event is waited on below
     wait_until(lambda: worker._state is not None and worker._state.batch == 3, 60, 0.05,
                "three members in one batch")
     assert worker.hyper["kernel.ratio"] == pytest.approx(0.1)
     assert [float(r) for r in worker._state.hyper["kernel.ratio"]] == pytest.approx([0.1, 0.5, 0.9])
     wait_until(lambda: all(c and c[0] for c in clouds(page)[:3]), 60, 0.1, "three clouds")
-    wait_until(lambda: shows(page, "live knob: the runs are members of one batch"), 30, 0.1, "how they run")
+    wait_until(lambda: shows(page, "live knob: the runs are members of one batch"), 60, 0.1, "how they run")
     search = "() => window.location.search"
-    query = wait_until(lambda: urllib.parse.parse_qs(page.evaluate(search)[1:]).get("compare"), 30, 0.1,
+    query = wait_until(lambda: urllib.parse.parse_qs(page.evaluate(search)[1:]).get("compare"), 60, 0.1,
                        "compare in the address bar")
     assert query == ["kernel.ratio:0.1,0.5,0.9"]
     state = worker._state
     box.fill("0.1, 7")
     box.press("Enter")
-    page.locator(".cmp-go button").click()
-    wait_until(lambda: shows(page, "compare: kernel.ratio: 7 is out of range; allowed numbers in [0, 1]"), 30, 0.1,
+    page.locator(".cmp-go button").click(no_wait_after=True)   # the event is waited on below
+    wait_until(lambda: shows(page, "compare: kernel.ratio: 7 is out of range; allowed numbers in [0, 1]"), 60, 0.1,
                "the message")
     assert worker._state.batch == 3 and worker._state.t >= state.t        # the compare runs on untouched
-    page.locator(".cmp-panels .cmp-leave button").click()
+    page.locator(".cmp-panels .cmp-leave button").click(no_wait_after=True)   # the event is waited on below
     wait_until(lambda: worker._state.batch == 1, 60, 0.05, "the single run again")
-    wait_until(lambda: "compare" not in urllib.parse.parse_qs(page.evaluate(search)[1:]), 30, 0.1,
+    wait_until(lambda: "compare" not in urllib.parse.parse_qs(page.evaluate(search)[1:]), 60, 0.1,
                "compare gone from the address bar")
     assert not page.locator(".cmp-panels").is_visible()
