@@ -201,3 +201,14 @@ def test_a_compare_that_fails_to_build_keeps_the_running_simulation(monkeypatch)
         assert lab.compare == "" and lab.group is None and lab.worker._state.batch == 1
     finally:
         lab.close()
+
+
+def test_a_caption_says_its_coverage_and_the_particles_out_of_view():
+    import numpy as np
+    from app.lab.compareui import coverage_text
+    xy = np.array([[0, 0], [5, 0], [0, -4]], np.float32)
+    shot = compare.Shot("kernel.ratio = 0.9", xy, 3, 8, -1)
+    assert coverage_text(shot, 1200, (-3, 3, -3, 3)) == "modes covered 3 / 8 · step 1,200 · 2 outside the view (zoom out)"
+    assert coverage_text(shot, 5, (-6, 6, -6, 6)) == "modes covered 3 / 8 · step 5"
+    gone = compare.Shot("kernel.ratio = 0.9", xy, 3, 8, 417)
+    assert coverage_text(gone, 500, (-3, 3, -3, 3)) == "diverged at step 417 (frozen there)"

@@ -19,13 +19,15 @@ from dynamics.knobs import KNOBS, inapplicable
 from . import compare, knobui, views
 from .state import ATTR, Lab
 
-PANEL_PX = {2: 440, 3: 340, 4: 255}      # a panel's width by how many there are: one row on a laptop
+PANEL_PX = {2: 440, 3: 340, 4: 255}      # a panel's largest width by how many there are: one row on a laptop
+MIN_PX = 220                             # narrower screens (a phone) stack the panels
 NOTE = {"font-size": "12px", "color": "#555"}
 DIVERGED = "#c0392b"
 
 
 def _panel(i: int, x_range: Range1d, y_range: Range1d):
-    f = figure(width=PANEL_PX[2], height=PANEL_PX[2] + 40, x_range=x_range, y_range=y_range, match_aspect=True,
+    f = figure(width=PANEL_PX[2], height=PANEL_PX[2] + 40, sizing_mode="scale_width", max_width=PANEL_PX[2],
+               min_width=MIN_PX, x_range=x_range, y_range=y_range, match_aspect=True,
                tools="pan,wheel_zoom,reset", toolbar_location="below", output_backend="canvas",
                name=f"compare-fig-{i}", title="")
     f.toolbar.logo = None
@@ -43,12 +45,16 @@ def _panel(i: int, x_range: Range1d, y_range: Range1d):
     return f, note, target, modes, parts
 
 
-def coverage_text(shot: compare.Shot, t: int) -> str:
+def coverage_text(shot: compare.Shot, t: int, extent: tuple) -> str:
     if shot.diverged_step >= 0:
         return f"diverged at step {shot.diverged_step:,} (frozen there)"
+    x0, x1, y0, y1 = extent
+    x, y = shot.xy[:, 0], shot.xy[:, 1]
+    out = int(np.count_nonzero((x < x0) | (x > x1) | (y < y0) | (y > y1)))
+    away = f" · {out} outside the view (zoom out)" if out else ""
     if shot.covered < 0:
-        return f"step {t:,} · your points: no mode count"
-    return f"modes covered {shot.covered} / {shot.modes} · step {t:,}"
+        return f"step {t:,} · your points: no mode count{away}"
+    return f"modes covered {shot.covered} / {shot.modes} · step {t:,}{away}"
 
 
 class CompareView:
@@ -74,7 +80,8 @@ class CompareView:
         x, y = Range1d(-3, 3), Range1d(-3, 3)        # shared by every panel
         self.figs = [_panel(i, x, y) for i in range(compare.VALUES[1])]
         self.x_range, self.y_range = x, y
-        self.boxes = [pn.Column(pn.pane.Bokeh(f[0]), visible=False, margin=(0, 4)) for f in self.figs]
+        self.boxes = [pn.Column(pn.pane.Bokeh(f[0]), visible=False, margin=(0, 4), sizing_mode="stretch_width",
+                                min_width=MIN_PX, max_width=PANEL_PX[2]) for f in self.figs]
         self.note = pn.pane.Markdown("", styles=NOTE, css_classes=["cmp-note"], sizing_mode="stretch_width",
                                 margin=(0, 10))
         self.panels = pn.Column(pn.Row(self.note, self.leave[0], sizing_mode="stretch_width"),
@@ -82,6 +89,7 @@ class CompareView:
                                 css_classes=["cmp-panels"])
         self._shown = (None, -1)              # (group, version) on the panels
         self._scenes = None
+        self._extent = (-3.0, 3.0, -3.0, 3.0)
         self._captions = [("", "")] * len(self.figs)
         self.options()
         lab.param.watch(lambda *e: self.options(), ["teach"] + sorted({ATTR[r[0]] for r in knobui.APPLIES.values()}))
@@ -134,7 +142,7 @@ class CompareView:
             n = len(req.values)
             for i, (box, fig) in enumerate(zip(self.boxes, self.figs)):
                 box.visible = i < n
-                fig[0].update(width=PANEL_PX[n], height=PANEL_PX[n] + 40)
+                fig[0].max_width = box.max_width = PANEL_PX[n]
             if self.key.value != req.key and req.key in self.key.values:
                 self.key.value = req.key
             self.values.value = ", ".join(compare.fmt(v) for v in req.values)
@@ -150,8 +158,11 @@ class CompareView:
         self._shown = (group, view.version)
         if view.scenes is not self._scenes:
             self._scenes = view.scenes
-            self.note.object = html.escape(f"{group.how}; same seed, the transport above drives all of them")
-            x0, x1, y0, y1 = compare.shared_extent(view.scenes)
+            self._extent = compare.shared_extent(view.scenes)
+            self.note.object = html.escape(f"{group.how}; same seed, and the transport above drives all of them. "
+                                           f"The series, spectrum and downloads below follow the first panel "
+                                           f"({group.labels[0]}).")
+            x0, x1, y0, y1 = self._extent
             self.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
             self.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
             for i, (_, _, target, modes, _) in enumerate(self.figs[:len(view.shots)]):
@@ -159,7 +170,7 @@ class CompareView:
                 target.data, modes.data = cols["target"], cols["modes"]
         for i, (shot, (fig, note, _, _, parts)) in enumerate(zip(view.shots, self.figs)):
             parts.data = {"x": np.ascontiguousarray(shot.xy[:, 0]), "y": np.ascontiguousarray(shot.xy[:, 1])}
-            caption = (shot.label, coverage_text(shot, view.t))
+            caption = (shot.label, coverage_text(shot, view.t, self._extent))
             if caption != self._captions[i]:         # titles change only when their text does
                 self._captions[i] = caption
                 fig.title.text, note.text = caption
