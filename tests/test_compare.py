@@ -212,3 +212,18 @@ def test_a_caption_says_its_coverage_and_the_particles_out_of_view():
     assert coverage_text(shot, 5, (-6, 6, -6, 6)) == "modes covered 3 / 8 · step 5"
     gone = compare.Shot("kernel.ratio = 0.9", xy, 3, 8, 417)
     assert coverage_text(gone, 500, (-3, 3, -3, 3)) == "diverged at step 417 (frozen there)"
+
+
+def test_a_linked_compare_that_fails_to_build_starts_the_single_preset(monkeypatch):
+    def broken(self):
+        raise RuntimeError("no memory left")
+    monkeypatch.setattr(compare.Group, "build", broken)
+    lab = Lab()
+    lab.apply_query({"compare": "disc.activation:relu,sigmoid", "particles": "32"})
+    lab.start()
+    try:
+        wait_until(lambda: (lab.take_frame(), "started the preset" in lab.message)[1])
+        assert "no memory left" in lab.message and lab.compare == ""
+        wait_until(lambda: (lab.take_frame(), lab.worker._state is not None and lab.worker._state.batch == 1)[1])
+    finally:
+        lab.close()

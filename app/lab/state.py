@@ -247,7 +247,7 @@ class Lab(Knobs):
             return
         self._asked.clear()
         if self._good is None:                # nothing runs yet: fall back to the preset
-            self.custom = None
+            self.custom, self.compare = None, ""
             self._set_quietly(**self._preset_values(self.preset))
             self._say(f"{failed[1]} (started the preset {self.preset} instead)", "danger")
             with contextlib.suppress(ConfigError):
