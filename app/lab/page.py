@@ -19,7 +19,7 @@ from bokeh.models import CustomJS, Div
 from dynamics import presets
 from dynamics.knobs import KNOBS, ConfigError, inapplicable, one_line, resolve, show
 
-from . import export, knobui, lessonui, mapcard, texts
+from . import compareui, export, knobui, lessonui, mapcard, texts
 from .state import ATTR, Lab
 from .views import Views, draw_figure
 
@@ -265,7 +265,8 @@ def _page(lab: Lab):
         link_note.param.update(object=said, visible=bool(said))
 
     # a new drawn or uploaded target always sets the message, even when target.kind stays "file"
-    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed", "message", "lesson", "lesson_step"])
+    lab.param.watch(sync_url, list(ATTR.values()) + ["preset", "teach", "speed", "message", "lesson", "lesson_step",
+                                                      "compare"])
     sync_url()
 
     toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach, css_classes=["toggle-teach"]),
@@ -292,14 +293,16 @@ def _page(lab: Lab):
         meter_row.visible = bool(names)
     # the transport and the particles first, so both fit a phone's or a laptop's first screen;
     # the caption column wraps below the particles on a narrow screen
+    single = pn.Column(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)), margin=0)
+    side = compareui.CompareView(lab, single)      # side by side: its panels stand in for `single`
     main = [
         controls, loading, message, building, banner,
-        restart_here(lab),
-        pn.FlexBox(pn.pane.Bokeh(views.particle_fig, margin=(0, 5)),
+        restart_here(lab), side.panels,
+        pn.FlexBox(single,
                    pn.Column(lessonui.card(lab),
                              pn.pane.Markdown(texts.INTRO, **text), pn.pane.Markdown(texts.PARTICLES, **text),
                              pn.pane.Bokeh(views.images_fig)), flex_wrap="wrap"),
-        mapcard.panel(lab),
+        side.card(), mapcard.panel(lab),
         pn.FlexBox(*[pn.pane.Bokeh(f) for f in views.series_figs.values()],
                    pn.pane.Markdown(texts.SERIES, **{**text, "width": 260})),
         meter_row,
@@ -322,6 +325,7 @@ def _page(lab: Lab):
                     show_meters(f.scene.meters)
                 views.update(f)
                 views.set_marks(*lab.worker.marks)
+            side.update()
             now = time.monotonic()
             if now - last_flush[0] >= SLOW_MS / 1000:      # the slow parts, a few times a second
                 last_flush[0] = now

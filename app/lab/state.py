@@ -24,7 +24,7 @@ from dynamics.engine import build
 from dynamics.knobs import KNOBS, ConfigError, Knob, hyper_keys, resolve, show
 from dynamics.targets import check_points, load_points, points_target
 
-from . import knobui, lessons, linkdata
+from . import compare, knobui, lessons, linkdata
 from .frames import Frame
 from .worker import SETTLE_STEPS, Worker
 
@@ -66,6 +66,7 @@ class Lab(Knobs):
     still = param.Boolean(default=False, doc="the last change cannot act visibly on the present (settled) cloud")
     lesson = param.String(default="", doc="the guided lesson being followed ('' none: `app.lab.lessons`)")
     lesson_step = param.Integer(default=0, bounds=(0, None), doc="its step, from 1 (0: no lesson)")
+    compare = param.String(default="", doc="side by side: 'KEY:V1,V2' (`app.lab.compare`); '' the single view")
 
     def __init__(self, fps: float = 30.0, **params):
         super().__init__(**{k: v for k, v in params.items() if k not in KEY})
@@ -79,6 +80,8 @@ class Lab(Knobs):
         self._asked: dict[int, dict] = {}  # ticket -> the knobs and target of a load not yet done
         self._good: dict[str, Any] | None = None
         self._fresh = 0                   # the newest load that restarts the run
+        self.group: compare.Group | None = None     # the side-by-side runs of `compare`
+        self.worker.on_frame = self._snap
         self.param.watch(self._on_knobs, list(KEY))
 
     # ------------------------------------------------------------ lifecycle
@@ -92,7 +95,9 @@ class Lab(Knobs):
                 break
             except ConfigError as e:
                 self._say(str(e), "danger")
-                if not self._revert_key(str(e)):
+                if self.compare:
+                    self.compare = ""                  # a compare that cannot run: the single view
+                elif not self._revert_key(str(e)):
                     self.custom = None
                     self._set_quietly(**self._preset_values(self.preset))
         self.worker.running = self.running
@@ -123,13 +128,23 @@ class Lab(Knobs):
             cfg["target.file"] = self.custom[1]
         return resolve(cfg)
 
-    def _builder(self, cfg: dict[str, Any] | None = None, custom: tuple[np.ndarray, str] | None = None):
+    def _builder(self, cfg: dict[str, Any] | None = None, custom: tuple[np.ndarray, str] | None = None,
+                 request: "compare.Request | None" = None):
         """Check the config now (bounds, combinations, the session's memory cap) and return
-        what builds it: the worker calls that in its own thread, off the event loop."""
+        what builds it: the worker calls that in its own thread, off the event loop. While a
+        compare runs (or for `request`), it builds the compare's group around the config."""
         cfg = self.config() if cfg is None else cfg
         check_cost(cfg)
-        pts = (custom or self.custom)[0] if cfg["target.kind"] == "file" else None
-        return lambda: build(cfg, target=None if pts is None else points_target(pts, cfg))
+        pts = (custom or self.custom or (None,))[0]
+        make = lambda c: points_target(pts, c) if c["target.kind"] == "file" else None  # noqa: E731
+        if request is None and self.compare:
+            request = compare.parse(self.compare)
+        if request is not None:
+            group = compare.Group(request, cfg, SESSION_BYTES, make)
+            self.group = group
+            return group.build
+        self.group = None
+        return lambda: build(cfg, target=make(cfg))
 
     def _preset_values(self, name: str) -> dict[str, Any]:
         cfg = resolve(presets.load(name))
@@ -168,6 +183,12 @@ class Lab(Knobs):
             return
         changes = {KEY[e.name]: e.new for e in events}
         self.still = False
+        fixed = compare.parse(self.compare).key if self.compare else None
+        if fixed in changes:
+            self._set_quietly(**{e.name: e.old for e in events})
+            self._say(f"{fixed} is being compared side by side; leave the compare to change it "
+                      "(kept the running simulations)", "warning")
+            return
         said = ", ".join(f"{knobui.label(KNOBS[k])} = {_fmt(v)}" for k, v in changes.items())
         if all(KNOBS[k].role == "hyper" for k in changes):
             self.worker.set_hyper(changes)
@@ -180,6 +201,10 @@ class Lab(Knobs):
             self._say(f"{e} (kept the running simulation)", "danger")
             return
         restart = [k for k in changes if KNOBS[k].role != "hyper" and k not in KEEPS]
+        if self.compare:
+            self._load(builder)
+            self._say(f"restarts the compared runs: {said}", "warning")
+            return
         if restart:
             self._load(builder)
             self._say(f"restarts: {restart_reason(restart[0])} ({said}); the run starts again", "warning")
@@ -193,11 +218,11 @@ class Lab(Knobs):
     def _load(self, builder, keep: bool = False) -> bool:
         """Ask the worker for a build; keep: go on from the running state, unless a restarting
         load not yet built would be skipped by it (the worker builds only the newest). Returns keep."""
-        keep = keep and self._fresh <= self.worker.loaded
+        keep = keep and self._fresh <= self.worker.loaded and not self.compare   # a group always restarts
         self._ticket = self.worker.load(builder, keep)
         if not keep:
             self._fresh = self._ticket
-        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom}
+        self._asked[self._ticket] = {"values": self.param.values(), "custom": self.custom, "group": self.group}
         self.param.update(**({} if keep else {"t": 0, "diverged": ""}), building=True)
         return keep
 
@@ -222,14 +247,14 @@ class Lab(Knobs):
             return
         self._asked.clear()
         if self._good is None:                # nothing runs yet: fall back to the preset
-            self.custom = None
+            self.custom, self.compare = None, ""
             self._set_quietly(**self._preset_values(self.preset))
             self._say(f"{failed[1]} (started the preset {self.preset} instead)", "danger")
             with contextlib.suppress(ConfigError):
                 self._load(self._builder())
             return
-        self.custom = self._good["custom"]
-        self._set_quietly(**{a: v for a, v in self._good["values"].items() if a in KEY or a == "preset"})
+        self.custom, self.group = self._good["custom"], self._good["group"]
+        self._set_quietly(**{a: v for a, v in self._good["values"].items() if a in KEY or a in ("preset", "compare")})
         self._say(f"{failed[1]} (kept the running simulation)", "danger")
 
     @param.depends("preset", watch=True)
@@ -238,6 +263,7 @@ class Lab(Knobs):
             return
         values = self._preset_values(self.preset)
         self._set_quietly(**values)
+        self.compare = ""                           # a preset is a new starting point: the single view
         if self._started:
             self.custom = None
             self._load(self._builder())
@@ -258,12 +284,14 @@ class Lab(Knobs):
     # ------------------------------------------------------------ lessons
     def open_lesson(self, name: str, step: Any = 1) -> bool:
         """Set the knobs of a lesson's step (its preset, then its knobs) and restart; a bad name
-        or step is a one-line message and the run goes on."""
+        or step is a one-line message and the run goes on. A lesson's step is a single run."""
+        comparing, self.compare = self.compare, ""
         try:
             st = lessons.step_of(name, step)
             values = self._lesson_values(st)
             builder = self._builder(self._config_of(values)) if self._started else None
         except ConfigError as e:
+            self.compare = comparing
             self._say(f"{e} (kept the running simulation)", "danger")
             return False
         self.custom = None
@@ -293,6 +321,39 @@ class Lab(Knobs):
 
     def _config_of(self, values: dict[str, Any]) -> dict[str, Any]:
         return resolve({**self.knob_values(), **{KEY[a]: v for a, v in values.items() if a in KEY}})
+
+    # ------------------------------------------------------------ side by side
+    def start_compare(self, request: "str | compare.Request") -> bool:
+        """Run the compare `request` (text as the URL carries it) from step 0; a bad one is a
+        one-line message and the running simulation goes on."""
+        try:
+            req = request if isinstance(request, compare.Request) else compare.parse(request)
+            builder = self._builder(request=req)
+        except ConfigError as e:
+            self._say(f"{e} (kept the running simulation)", "danger")
+            return False
+        self.compare = compare.text(req)
+        self._load(builder)
+        self._say(f"side by side from step 0: {', '.join(self.group.labels)}, same seed ({self.group.how})", "info")
+        return True
+
+    def stop_compare(self) -> None:
+        """Back to the single view: the run restarts with the knobs as they are."""
+        if not self.compare:
+            return
+        self.compare = ""
+        try:
+            self._load(self._builder())
+        except ConfigError as e:
+            self._say(f"{e} (kept the running simulations)", "danger")
+            return
+        self._say("back to the single view: the run starts again with the knobs as they are", "info")
+
+    def _snap(self, sim, state) -> None:
+        """In the worker's thread, with each frame: the compare's panels copy their members."""
+        group = self.group
+        if group is not None:
+            group.snap(sim, state)
 
     # ------------------------------------------------------------ transport
     def step_once(self) -> None:
@@ -379,6 +440,8 @@ class Lab(Knobs):
             q["speed"] = str(self.speed)
         if self.lesson:
             q.update(lesson=self.lesson, step=str(self.lesson_step))
+        if self.compare:
+            q[compare.KEY] = self.compare
         points = self._link_points()
         if points:
             q[linkdata.KEY] = points
@@ -431,9 +494,11 @@ class Lab(Knobs):
                     values["speed"] = _check_speed(v)
                 elif k == linkdata.KEY:
                     points = linkdata.decode(v)
+                elif k == compare.KEY:
+                    values["compare"] = compare.text(compare.parse(v))
                 elif k not in ("preset", "lesson", "step"):
                     errors.append(f"{show(k) if k else '(an empty name)'}: unknown parameter; allowed preset, teach, speed, "
-                                  f"points, lesson, step, {', '.join(ATTR)}")
+                                  f"points, lesson, step, compare, {', '.join(ATTR)}")
             except ConfigError as e:
                 errors.append(" ".join(str(e).splitlines()))     # a value may hold line breaks
             except Exception:  # noqa: BLE001 - whatever a link holds, it is a message, not a crash
@@ -447,6 +512,14 @@ class Lab(Knobs):
             values.pop("target_kind")
             errors.append("target.kind: file needs your own points, and this link carries none; "
                           "allowed a link made with them")
+        if values.get("compare"):                 # checked against the link's knobs, before anything is set
+            cfg = {**self.knob_values(), **{KEY[a]: v for a, v in values.items() if a in KEY}}
+            try:
+                mine = {"target.file": "your points"} if cfg["target.kind"] == "file" else {}
+                compare.Group(compare.parse(values["compare"]), resolve(cfg, mine), SESSION_BYTES)
+            except ConfigError as e:
+                values.pop("compare")
+                errors.append(str(e))
         before = self.param.values()
         self._set_quietly(**values)
         if self._started:

@@ -127,6 +127,8 @@ class Worker:
         self._meter_dirty: set[str] = set()
         self.meter_cost: dict[str, float] = {}  # s per evaluation, last measured
         self.meter_time: collections.Counter = collections.Counter()   # s spent per meter, all runs
+        # called in the thread with (sim, state) as each frame is made: views of more than member 0
+        self.on_frame: Callable[[Simulation, State], None] | None = None
         self.id = next(_ids)
         self.thread = threading.Thread(target=self._loop, name=f"{THREAD_PREFIX}-{self.id}", daemon=True)
 
@@ -378,6 +380,8 @@ class Worker:
             self._field_dirty, self._field_time = False, now
         if want_spec:
             self._spec_dirty, self._spec_time = False, now
+        if self.on_frame is not None:
+            self.on_frame(self._sim, self._state)
         self._diverged = f.diverged_step
         self.record.diverged_step = f.diverged_step
         self.record.add_row(f.t, {**f.metrics, **{k: v for k, v in (f.meters or {}).items() if k != "t"}})
