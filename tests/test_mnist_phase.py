@@ -51,16 +51,15 @@ def test_full_grid_is_the_authors():
 def test_quick_grid_is_what_the_doc_says():
     quick, full = load_spec(mp.SPEC, quick=True), load_spec(mp.SPEC)
     axes = {a.key: a.values for a in quick.axes}
-    np.testing.assert_allclose(axes["kernel.ratio"], PHI[[0, 13, 20, 25]], rtol=1e-5)
+    np.testing.assert_allclose(axes["kernel.ratio"], PHI[[0, 20, 25]], rtol=1e-5)
     np.testing.assert_allclose(axes["lr.disc"], ETA[[0, 8, 17]], rtol=1e-9)
     said = mp.reduced(quick, full)
-    assert said == "grid 4 × 3 instead of 26 × 18, T = 200 instead of 1000, critic steps = 5 instead of 20"
+    assert said == "grid 3 × 3 instead of 26 × 18, T = 20 instead of 1000"
     doc = " ".join(mp.__doc__.split())
-    assert "grid 4 × 3 (φ ∈ {0, 0.0989, 0.376, 0.977}, η_D ∈ {1e-4, 5.11e-4, 2.61e-3}), T = 200 particle " \
-           "steps, 5 critic steps per particle step" in doc
+    assert "grid 3 × 3 (φ ∈ {0, 0.376, 0.977}, η_D ∈ {1e-4, 4.64e-4, 2.61e-3}), T = 20 particle steps " \
+           "instead of 1000" in doc
     # the protocol otherwise kept
-    assert {k: v for k, v in quick.config.items() if full.config[k] != v} == \
-        {"steps": 200, "disc.steps": 5, "record.every": 50}
+    assert {k: v for k, v in quick.config.items() if full.config[k] != v} == {"steps": 20, "record.every": 5}
 
 
 def test_summary_finds_the_boundary_and_its_direction():
@@ -120,4 +119,14 @@ def test_tiny_run_writes_data_and_a_figure_of_its_center_kl(tmp_path):
 
 def test_listed_in_the_gallery():
     e = EXPERIMENTS["mnist-phase"]
-    assert e.sweep and e.paper == "main" and "4 × 3" in e.doc
+    assert e.sweep and e.paper == "main" and "3 × 3 grid, T = 20" in e.doc
+
+
+def test_a_sweep_keeps_the_mnist_scores_only_where_every_target_is_a_point_set():
+    from dynamics.knobs import ConfigError
+    ok = parse_spec('base = "mnist"\nmetrics = ["center_kl", "mean_abs_cos"]\n[axes]\n"kernel.ratio" = [0.1]\n')
+    assert {"center_kl", "mean_abs_cos"} <= set(ok.metrics)
+    for text in ('base = "ring8"\nmetrics = ["center_kl"]\n[axes]\n"kernel.ratio" = [0.1]\n',
+                 'base = "mnist"\nmetrics = ["center_kl"]\n[axes]\n"target.kind" = ["mnist", "ring"]\n'):
+        with pytest.raises(ConfigError, match="metrics: unknown metric 'center_kl'; allowed"):
+            parse_spec(text)

@@ -200,11 +200,15 @@ def double_descent(ds: xr.Dataset, out_dir) -> list[Path]:
 
 
 # ---------------------------------------------------------------- mnist-phase (the main paper)
+FEW_TICKS = 6                                # up to this many φ values get a tick each
+
+
 def zero_at(phi) -> float:
-    """Where φ = 0 sits on the log axis: 1.5 grid steps left of the smallest positive φ."""
+    """Where φ = 0 sits on the log axis: 1.5 grid steps left of the smallest positive φ, at least
+    a factor 3 (room for its label)."""
     pos = np.sort(np.asarray(phi, float)[np.asarray(phi) > 0])
     step = pos[1] / pos[0] if len(pos) > 1 else 3.0
-    return float(pos[0] / step ** 1.5)
+    return float(pos[0] / max(step ** 1.5, 3.0))
 
 
 def mnist_phase_plot(ds: xr.Dataset, title: str = ""):
@@ -221,14 +225,20 @@ def mnist_phase_plot(ds: xr.Dataset, title: str = ""):
     x, y = hv.Dimension("kernel.ratio", label=style.axis_label("kernel.ratio")), \
         hv.Dimension("lr.disc", label=style.axis_label("lr.disc"))
     c = hv.Dimension("center_kl", label=r"KL$(p\,\|\,\mathrm{uniform})$")
-    decades = [10.0 ** k for k in range(int(np.floor(np.log10(phi[phi > 0].min()))), 1)]
+    pos = np.sort(phi[phi > 0])
+    cut = np.sqrt(x0 * pos[0])                   # the dotted line between φ = 0 and the log axis
+    if len(pos) <= FEW_TICKS:                    # a small grid: tick every φ
+        ticks, labels = list(pos), [f"{v:.3g}" for v in pos]
+    else:                                        # the full grid: the decades right of the line
+        ticks = [10.0 ** k for k in range(int(np.floor(np.log10(pos[0]))), 1) if 10.0 ** k > cut]
+        labels = [f"$10^{{{int(np.log10(d))}}}$" for d in ticks]
 
     def zero_tick(plot, element):
         ax = plot.handles["axis"]
-        ax.xaxis.set_major_locator(FixedLocator([x0] + decades))
-        ax.xaxis.set_major_formatter(FixedFormatter(["0"] + [f"$10^{{{int(np.log10(d))}}}$" for d in decades]))
+        ax.xaxis.set_major_locator(FixedLocator([x0] + ticks))
+        ax.xaxis.set_major_formatter(FixedFormatter(["0"] + labels))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.axvline(np.sqrt(x0 * phi[phi > 0].min()), color="gray", linestyle=":", linewidth=0.6)
+        ax.axvline(cut, color="gray", linestyle=":", linewidth=0.6)
         ax.set_xlim(x0 / 1.5, max(1.0, phi.max()) * 1.3)
     pts = hv.Points((X.ravel(), Y.ravel(), kl.values.ravel()), kdims=[x, y], vdims=[c])
     return pts.opts(color="center_kl", cmap=style.CMAP, clim=(0.0, float(np.log(K))), colorbar=True,
