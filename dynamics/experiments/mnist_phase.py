@@ -102,6 +102,6 @@ def run(out: Path, quick: bool, hooks: Hooks, spec=None) -> dict | None:
     return summary
 
 
-register(Experiment(NAME, "MNIST mode collapse over g2/g1 and the critic's learning rate, the authors' protocol "
-                    "(dots coloured by KL(p||uniform)); --quick: 3 × 3 grid, T = 20 instead of 1000",
+register(Experiment(NAME, "MNIST collapse over g2/g1 × η_D, the authors' protocol; --quick: 3 × 3 grid, T = 20 "
+                    "not 1000 (dots: KL(p||uniform))",
                     "main", run, headline, sweep=True))
