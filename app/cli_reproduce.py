@@ -37,7 +37,8 @@ def main_reproduce(args) -> int:
     if summary is None:                       # an incomplete sweep: its report says what is missing
         return 1
     if exp.sweep:                             # the sweep's report came first; then its summary
-        print(f"wrote {out / 'summary.json'}")
+        for name in [*summary.get("figures", []), "summary.json"]:     # figures the experiment drew itself
+            print(f"wrote {out / name}")
         print(exp.headline(summary))
     else:                                     # an in-process run: its headline, then what it wrote
         print(exp.headline(summary))

@@ -209,7 +209,7 @@ def test_reproduce_experiments_are_one_registry_of_one_contract_without_argparse
     from dynamics.papers import CITATIONS
     from test_architecture import imported_modules
     names = list(EXPERIMENTS)
-    assert names[:3] == ["collapse-phase", "critical-damping", "kernel-universality"] and len(names) == 7
+    assert names[:3] == ["collapse-phase", "critical-damping", "kernel-universality"] and len(names) == 8
     for name in names:
         e = EXPERIMENTS[name]
         assert isinstance(e, Experiment) and e.name == name and e.paper in CITATIONS

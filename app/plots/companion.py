@@ -7,6 +7,7 @@ the colour axis) and writes the paper's citation into the file's metadata.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,65 @@ def double_descent(ds: xr.Dataset, out_dir) -> list[Path]:
     return _write(hv, panels, out_dir, "double_descent", 2)
 
 
+# ---------------------------------------------------------------- mnist-phase (the main paper)
+FEW_TICKS = 6                                # up to this many φ values get a tick each
+
+
+def zero_at(phi) -> float:
+    """Where φ = 0 sits on the log axis: 1.5 grid steps left of the smallest positive φ, at least
+    a factor 3 (room for its label)."""
+    pos = np.sort(np.asarray(phi, float)[np.asarray(phi) > 0])
+    step = pos[1] / pos[0] if len(pos) > 1 else 3.0
+    return float(pos[0] / max(step ** 1.5, 3.0))
+
+
+def mnist_phase_plot(ds: xr.Dataset, title: str = ""):
+    """One dot per run at (φ, η_D), log-log, coloured by center_kl (seed mean) on 0 … log K, with
+    a colour bar; φ = 0 at the left edge, labelled 0 and set off by a dotted line."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+    hv = _hv()
+    kl = ds["final_center_kl"].mean("seed").transpose("kernel.ratio", "lr.disc")
+    phi, eta = ds["kernel.ratio"].values.astype(float), ds["lr.disc"].values.astype(float)
+    x0 = zero_at(phi)
+    xs = np.where(phi > 0, phi, x0)
+    X, Y = np.meshgrid(xs, eta, indexing="ij")
+    K = int(ds["final_modes_total"].max())
+    x, y = hv.Dimension("kernel.ratio", label=style.axis_label("kernel.ratio")), \
+        hv.Dimension("lr.disc", label=style.axis_label("lr.disc"))
+    c = hv.Dimension("center_kl", label=r"KL$(p\,\|\,\mathrm{uniform})$")
+    pos = np.sort(phi[phi > 0])
+    cut = np.sqrt(x0 * pos[0])                   # the dotted line between φ = 0 and the log axis
+    if len(pos) <= FEW_TICKS:                    # a small grid: tick every φ
+        ticks, labels = list(pos), [f"{v:.3g}" for v in pos]
+    else:                                        # the full grid: the decades right of the line
+        ticks = [10.0 ** k for k in range(int(np.floor(np.log10(pos[0]))), 1) if 10.0 ** k > cut]
+        labels = [f"$10^{{{int(np.log10(d))}}}$" for d in ticks]
+
+    def zero_tick(plot, element):
+        ax = plot.handles["axis"]
+        ax.xaxis.set_major_locator(FixedLocator([x0] + ticks))
+        ax.xaxis.set_major_formatter(FixedFormatter(["0"] + labels))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.axvline(cut, color="gray", linestyle=":", linewidth=0.6)
+        ax.set_xlim(x0 / 1.5, max(1.0, phi.max()) * 1.3)
+    pts = hv.Points((X.ravel(), Y.ravel(), kl.values.ravel()), kdims=[x, y], vdims=[c])
+    return pts.opts(color="center_kl", cmap=style.CMAP, clim=(0.0, float(np.log(K))), colorbar=True,
+                    clabel=c.label, s=22, logx=True, logy=True, title=title, cbar_padding=0.04,
+                    hooks=[_shape(0.85), zero_tick])
+
+
+def mnist_phase(ds: xr.Dataset, out_dir) -> list[Path]:
+    """As the authors draw it: mnist-phase.png in the figure style and mnist-phase-black.png on
+    their black background; the title says what a quick run reduces (ds.attrs['reduced'])."""
+    reduced = ds.attrs.get("reduced", "")
+    title = "mode collapse: MNIST, ReLU critic" + ("\n" + textwrap.fill(f"quick: {reduced}", 52) if reduced else "")
+    obj = mnist_phase_plot(ds, title)
+    meta = dict(title=f"mnist-phase (after {SHORT['main']})", citation=CITATIONS["main"])
+    return [save(obj, Path(out_dir) / "mnist-phase.png", dpi=DPI, width="single", **meta),
+            save(obj, Path(out_dir) / "mnist-phase-black.png", dpi=DPI, width="single", restyle=style.dark, **meta)]
+
+
 def draw(kind: str, ds: xr.Dataset, out_dir) -> list[Path]:
-    """The drawer the companion experiments (`dynamics.experiments`) take as `figures`: kind names a function above."""
+    """The drawer the gallery experiments (`dynamics.experiments`) take as `figures`: kind names a function above."""
     return {"separation": separation, "ipm_vs_kl": ipm_vs_kl, "ct_balance": ct_balance,
-            "double_descent": double_descent}[kind](ds, out_dir)
+            "double_descent": double_descent, "mnist_phase": mnist_phase}[kind](ds, out_dir)

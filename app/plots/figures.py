@@ -157,16 +157,20 @@ def render(obj, width: str | None = None):
     return fig, style.fit(fig, style.inches(width))
 
 
-def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str = "", citation: str = "") -> Path:
+def save(obj, path, dpi: int = style.DPI, width: str | None = None, title: str = "", citation: str = "",
+         restyle=None) -> Path:
     """Write PNG/SVG/PDF by the file's suffix in the figure style (`style.fit`) at a journal
     column's width (None: single for one panel, double for a layout), `title` and `citation` in
-    the file's metadata; the file appears whole or not at all."""
+    the file's metadata; the file appears whole or not at all. restyle(fig): a last change of
+    the drawn figure (colours only: the box is already measured), e.g. `style.dark`."""
     hv = _hv()
     path = _check_out(path)
     if not DPI[0] <= dpi <= DPI[1]:
         raise ConfigError(f"--dpi: {dpi} is not allowed; allowed {DPI[0]} to {DPI[1]}")
     fmt = path.suffix[1:].lower()
     fig, box = render(obj, width)
+    if restyle is not None:
+        restyle(fig)
     buf = io.BytesIO()
     style.write(fig, buf, fmt, box, dpi=int(dpi), meta=style.metadata(fmt, title or path.stem, citation))
     tmp = path.with_name(path.name + ".part")

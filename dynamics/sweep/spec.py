@@ -154,9 +154,10 @@ def parse_spec(text: str, name: str = "sweep", root: Path | None = None, quick: 
 
     seeds = _seeds(raw.get("seeds", [config["seed"]]))
     _check_points(axes, seeds)
-    metrics = _names(raw.get("metrics", list(DEFAULT_METRICS)), "metrics", final=True)
+    targets = sweep_targets(config, axes)
+    metrics = _names(raw.get("metrics", list(DEFAULT_METRICS)), "metrics", final=True, targets=targets)
     metrics = tuple(dict.fromkeys(metrics + ALWAYS))
-    series = _names(raw.get("series", []), "series", final=False)
+    series = _names(raw.get("series", []), "series", final=False, targets=targets)
     chunk = raw.get("chunk")
     if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= MAX_POINTS):
         raise ConfigError(f"chunk: {chunk!r} is not allowed; allowed an integer in [1, {MAX_POINTS}] (members per "
@@ -228,10 +229,12 @@ def sweepable() -> list[str]:
     return [k.name for k in KNOBS.values() if k.role != "run" and k.name not in NOT_AXES]
 
 
-def available_metrics() -> tuple[dict[str, str], dict[str, str]]:
+def available_metrics(targets: tuple[str, ...] = ()) -> tuple[dict[str, str], dict[str, str]]:
     """(final, series): metric name -> numpy dtype kind ('f', 'i', 'b') of what
-    `dynamics.run.simulate` records for every target, read off `observables.OBSERVABLES`."""
-    run = [o for o in OBSERVABLES.values() if o.when in ("step", "end") and o.targets is None]
+    `dynamics.run.simulate` records for every target, and for all of `targets` (the target
+    kinds a sweep runs: the MNIST scores need a point set), read off `observables.OBSERVABLES`."""
+    run = [o for o in OBSERVABLES.values() if o.when in ("step", "end")
+           and (o.targets is None or (targets and set(targets) <= set(o.targets)))]
     return ({o.name: o.dtype_kind for o in run}, {o.name: o.dtype_kind for o in run if o.when == "step"})
 
 
@@ -309,9 +312,14 @@ def _bad_seed(s):
     raise ConfigError(f"seeds: {s!r} is not an integer; allowed integers in [0, {2**31 - 1}]")
 
 
-def _names(v, field: str, final: bool) -> tuple[str, ...]:
+def sweep_targets(config: dict, axes) -> tuple[str, ...]:
+    """The target kinds a sweep runs: its config's, or every value of a target.kind axis."""
+    return next((tuple(a.values) for a in axes if a.key == "target.kind"), (config["target.kind"],))
+
+
+def _names(v, field: str, final: bool, targets: tuple[str, ...] = ()) -> tuple[str, ...]:
     names = _list(v, field)
-    fin, ser = available_metrics()
+    fin, ser = available_metrics(targets)
     allowed = list(fin) + [SPECTRUM] if final else list(ser)
     out = []
     for n in names:

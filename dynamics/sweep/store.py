@@ -24,7 +24,7 @@ from ..knobs import KNOBS, ConfigError
 from ..results import versions as engine_versions
 from ..run import record_steps
 from .plan import Plan
-from .spec import Spec, available_metrics
+from .spec import Spec, available_metrics, sweep_targets
 from .task import META, Wants
 
 STORE = "results.zarr"
@@ -56,7 +56,7 @@ def prepare_out(out: Path) -> Path:
 
 def create(path: Path, spec: Spec, plan: Plan, wants: Wants, device: str) -> None:
     import dask.array as da
-    final_kinds, series_kinds = available_metrics()
+    final_kinds, series_kinds = available_metrics(sweep_targets(spec.config, spec.axes))
     fdtype = np.dtype(spec.config["dtype"])
     chunks = plan.chunk_shape
     steps = np.asarray(record_steps(spec.config["steps"], spec.config["record.every"]))
