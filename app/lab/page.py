@@ -15,6 +15,7 @@ import urllib.parse
 import numpy as np
 import panel as pn
 from bokeh.models import CustomJS, Div
+from panel.io.callbacks import PeriodicCallback
 
 from dynamics import presets
 from dynamics.knobs import KNOBS, ConfigError, inapplicable, one_line, resolve, show
@@ -331,10 +332,12 @@ def _page(lab: Lab):
                     counter.text = shown
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
-    cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
     # unlogged: Panel keeps every "Session ... periodic callback" record of its log in memory
-    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second
-    cb.log = False
+    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second; background:
+    # no busy-state bookkeeping per tick (Panel's own timers do the same), which took about half
+    # of the tick's time on the event loop and, through the GIL, the worker's steps
+    cb = PeriodicCallback(callback=tick, period=FRAME_MS, log=False, background=True)
+    cb.start()
 
     def destroyed(ctx):
         cb.stop()
