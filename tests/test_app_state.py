@@ -852,6 +852,30 @@ def test_serve_names_the_port_or_the_address_it_cannot_use():
         assert "\n" not in str(e.value)
 
 
+def test_serve_leaves_torch_threads_to_the_library_policy_unless_told():
+    """`effgan serve` without --threads sets no thread count of its own: each build applies
+    `dynamics.threads` (one thread for a small simulation, every core for a large one);
+    --threads T still forces T."""
+    import argparse
+    import socket
+    from app.lab import server
+    ap = argparse.ArgumentParser()
+    server.add_serve_arguments(ap)
+    before = torch.get_num_threads()
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = str(busy.getsockname()[1])
+            for given, expected in ((None, 2), ("1", 1)):
+                torch.set_num_threads(2)
+                with pytest.raises(ConfigError, match="is busy"):       # serve got as far as binding
+                    server.main_serve(ap.parse_args(["--port", port] + (["--threads", given] if given else [])))
+                assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_log_drops_closed_tab_tracebacks_and_keeps_real_errors():
     import logging
     from tornado.iostream import StreamClosedError
