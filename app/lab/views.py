@@ -368,7 +368,7 @@ class Views:
 
     def flush(self) -> None:
         """Send the time-series rows gathered since the last flush (the page redraws four
-        figures per flush, so the caller flushes ~10 times a second, not every frame)."""
+        figures per flush, so the caller flushes a few times a second, not every frame)."""
         if self._meter_rows:
             self.meter_series.stream(self._meter_rows, rollover=ROLLOVER)
             self._meter_rows = {}
