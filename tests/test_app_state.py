@@ -852,6 +852,30 @@ def test_serve_names_the_port_or_the_address_it_cannot_use():
         assert "\n" not in str(e.value)
 
 
+def test_serve_leaves_torch_threads_to_the_library_policy_unless_told():
+    """`effgan serve` without --threads sets no thread count of its own: each build applies
+    `dynamics.threads` (one thread for a small simulation, every core for a large one);
+    --threads T still forces T."""
+    import argparse
+    import socket
+    from app.lab import server
+    ap = argparse.ArgumentParser()
+    server.add_serve_arguments(ap)
+    before = torch.get_num_threads()
+    try:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = str(busy.getsockname()[1])
+            for given, expected in ((None, 2), ("1", 1)):
+                torch.set_num_threads(2)
+                with pytest.raises(ConfigError, match="is busy"):       # serve got as far as binding
+                    server.main_serve(ap.parse_args(["--port", port] + (["--threads", given] if given else [])))
+                assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_log_drops_closed_tab_tracebacks_and_keeps_real_errors():
     import logging
     from tornado.iostream import StreamClosedError
@@ -927,3 +951,24 @@ def test_the_preset_text_says_when_the_knobs_no_longer_hold_the_preset():
     assert note.startswith(f"Started from the preset {lab.preset}, now changed: kernel.ratio = 0.9.")
     setattr(lab, ATTR["kernel.ratio"], resolve(presets.load(lab.preset))["kernel.ratio"])
     assert page.preset_note(lab) == presets.describe(lab.preset)
+
+
+def test_at_top_speed_the_worker_steps_through_the_whole_frame_interval():
+    """At the slider's top the speed is the engine's: a frame carries every step one frame
+    interval held (more than TOP_SPEED of a tiny simulation in 2 s), with no wait between
+    batches; below the top a frame carries `speed` steps."""
+    from dynamics.engine import build
+    from app.lab import worker
+    sim = build(resolve({"particles": 4, "disc.width": 4}))
+    for speed, more in ((worker.TOP_SPEED, True), (7, False)):
+        w = Worker(fps=0.5, speed=speed).start()
+        try:
+            w.load(sim)
+            frames_seen = []
+            wait_until(lambda: frames_seen.append(w.take()) or frames_seen[-1] is not None, 60, 0.01)
+            first = frames_seen[-1]                                # the first frame after the load
+            assert (first.t > worker.TOP_SPEED) is more, (speed, first.t)
+            if not more:
+                assert first.t == speed
+        finally:
+            w.stop()

@@ -326,3 +326,40 @@ def test_line_labels_sit_above_the_data_of_every_series_figure():
         top = 1.0 if name == "modes" else max(float(np.nanmax(v.series.data[k])) for k, _, _ in lines)
         share = (top - r.start) / (r.end - r.start)                 # where the data's top draws, 0 … 1
         assert share <= 1 - views.label_room(len(lines)) + 1e-9, (name, share)
+
+
+# ---------------------------------------------------------------- per-frame cost (issue 13 item 5)
+def test_what_changes_every_frame_is_drawn_on_the_overlay_layer_alone():
+    """Particles, force arrows and the series lines sit on BokehJS's overlay layer, which a
+    change repaints without the layers under it; the field, the target and the mode circles stay
+    below, so a frame does not repaint them."""
+    v = views.Views()
+    live = {v.particles, v.arrows, v.series, v.meter_series}
+    figs = [v.particle_fig, *v.series_figs.values(), *v.meter_figs.values()]
+    renderers = [r for f in figs for r in f.renderers + f.center]
+    fed = [r for r in renderers if getattr(r, "data_source", getattr(r, "source", None)) in live]
+    assert {getattr(r, "data_source", getattr(r, "source", None)) for r in fed} == live
+    assert all(r.level == views.LIVE_LEVEL == "overlay" for r in fed)
+    still = [r for r in v.particle_fig.renderers if r.data_source in (v.field, v.target, v.modes)]
+    assert len(still) == 3 and all(r.level != "overlay" for r in still)
+
+
+def test_particles_outside_the_shown_ranges_are_not_drawn():
+    """The overlay is not clipped to the plot's frame: a particle outside the ranges the user
+    panned or zoomed to is sent as NaN (not drawn) instead of over the axes; inside, unchanged."""
+    sim = build(resolve({"particles": 16, "disc.width": 8}))
+    s = _run(sim, 2)
+    scene = frames.make_scene(sim, 1)
+    f = frames.make_frame(sim, s, scene, 1, s.x)
+    v = views.Views()
+    v.update(f)
+    assert np.array_equal(v.particles.data["x"], f.xy[:, 0])             # the scene's ranges hold them all
+    x0, x1 = float(np.median(f.xy[:, 0])), scene.extent[1]
+    v.particle_fig.x_range.update(start=x0, end=x1)                       # zoomed to the right half
+    v.update(f)
+    x, y = v.particles.data["x"], v.particles.data["y"]
+    inside = (f.xy[:, 0] >= x0) & (f.xy[:, 0] <= x1)
+    assert 0 < inside.sum() < len(inside)
+    assert np.array_equal(x[inside], f.xy[inside, 0]) and np.array_equal(y[inside], f.xy[inside, 1])
+    assert np.isnan(x[~inside]).all() and np.isnan(y[~inside]).all()
+    assert x.dtype == np.float32

@@ -15,6 +15,7 @@ import urllib.parse
 import numpy as np
 import panel as pn
 from bokeh.models import CustomJS, Div
+from panel.io.callbacks import PeriodicCallback
 
 from dynamics import presets
 from dynamics.knobs import KNOBS, ConfigError, inapplicable, one_line, resolve, show
@@ -26,7 +27,9 @@ from .views import Views, draw_figure
 log = logging.getLogger(__name__)
 
 FRAME_MS = 33            # the render tick: at most ~30 frames a second per session
-SLOW_MS = 250            # time series and the step counter refresh at most this often
+SLOW_MS = 500            # time series and the step counter refresh at most this often: each refresh
+                         # repaints every series figure and lays the counter out again, in headless
+                         # Chromium about a third of the page's CPU at 250 ms (CPU the stepping lacks)
 ACCENT = "#4a2377"
 SIDEBAR_WIDTH = 350
 PHONE_PX = 768           # narrower than this, the sidebar starts closed and opens over the page
@@ -335,10 +338,12 @@ def _page(lab: Lab):
                     counter.text = shown
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
-    cb = pn.state.add_periodic_callback(tick, period=FRAME_MS)
     # unlogged: Panel keeps every "Session ... periodic callback" record of its log in memory
-    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second
-    cb.log = False
+    # (panel.io.admin), two per tick, ~200 MB per session-hour at 30 frames a second; background:
+    # no busy-state bookkeeping per tick (Panel's own timers do the same), which took about half
+    # of the tick's time on the event loop and, through the GIL, the worker's steps
+    cb = PeriodicCallback(callback=tick, period=FRAME_MS, log=False, background=True)
+    cb.start()
 
     def destroyed(ctx):
         cb.stop()

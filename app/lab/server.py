@@ -23,8 +23,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for a classroom)")
     p.add_argument("--show", action="store_true", help="open the lab in a browser")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per simulation step (default 1: sessions already run in parallel threads)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per simulation step (default: the library's policy, dynamics.threads: one "
+                        "for a small simulation, every core for a large one)")
     p.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="host names the page may be reached under (repeatable; default: the bound address)")
 
@@ -77,8 +78,10 @@ def quiet_closed_tabs() -> None:
 
 
 def serve(port: int = 5006, address: str = "127.0.0.1", show: bool = False, threaded: bool = False,
-          websocket_origin: list[str] | None = None, threads: int | None = 1, **kw):
-    """Start the server; returns it (a thread with `.stop()` when threaded, else blocks)."""
+          websocket_origin: list[str] | None = None, threads: int | None = None, **kw):
+    """Start the server; returns it (a thread with `.stop()` when threaded, else blocks).
+    threads: torch's intra-op threads for every session; None leaves them to the library's
+    policy (`dynamics.threads`, applied as each simulation is built)."""
     import panel as pn
     import torch
     if threads:
@@ -110,7 +113,7 @@ def check_bind(address: str, port: int) -> None:
 def main_serve(args) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port: {args.port} is not allowed; allowed 0 (any free port) to 65535")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads: {args.threads} is not allowed; allowed an integer >= 1")
     serve(args.port, args.address, args.show, websocket_origin=args.allow_websocket_origin, threads=args.threads)
     return 0

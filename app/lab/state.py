@@ -26,7 +26,7 @@ from dynamics.targets import check_points, load_points, points_target
 
 from . import compare, knobui, lessons, linkdata
 from .frames import Frame
-from .worker import SETTLE_STEPS, Worker
+from .worker import SETTLE_STEPS, TOP_SPEED, Worker
 
 KEY = {knobui.attr(k.name): k.name for k in knobui.SHOWN}      # param name -> knob name
 ATTR = {v: k for k, v in KEY.items()}
@@ -54,7 +54,7 @@ def _fmt(v: Any) -> str:
 class Lab(Knobs):
     preset = param.Selector(objects=presets.names(), default=presets.DEFAULT, doc="named starting point")
     running = param.Boolean(default=True, doc="play / pause")
-    speed = param.Integer(default=10, bounds=(1, 200), label="speed (steps per frame)",
+    speed = param.Integer(default=10, bounds=(1, TOP_SPEED), label="speed (steps per frame)",
                           doc="particle updates between two frames: how fast simulated time runs")
     t = param.Integer(default=0, doc="steps taken in this run")
     teach = param.Boolean(default=True, label="teach mode", doc="hide the advanced knobs")

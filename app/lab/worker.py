@@ -5,8 +5,10 @@ small command queue (load, reset, set_hyper, step) and reads back only the *late
 (a single-slot mailbox: frames the page had no time for are dropped, never queued).
 It runs `speed` steps (fewer when they take longer than a frame interval), publishes a frame,
 and waits so that at most `fps` frames a second are made: `speed` sets how fast simulated time
-runs, independently of the frame rate, up to what the engine can do. The companion meters
-(`app.lab.meters`) that apply to the build are measured here too, each at its own cadence.
+runs, independently of the frame rate, up to what the engine can do; at `TOP_SPEED` (the
+slider's top) it steps for the whole frame interval and never waits: the engine's own rate.
+The companion meters (`app.lab.meters`) that apply to the build are measured here too, each at
+its own cadence.
 A load with ``keep=True`` goes on from the running state (`carry`): the new build takes over
 the particles, the critic's weights, its optimiser state, the step and the random key, and the
 step of the change is kept in `marks` for the time series.
@@ -46,7 +48,9 @@ METER_SHARE = 0.1         # a companion meter may take at most this fraction of 
 # on: kernel.width 0.5 -> 3.7 or kernel.ratio 0 -> 0.95 left all 8 modes covered for 3,000 steps.
 SETTLE_STEPS, SETTLED = 200, 0.06
 SHARING = ("kernel.", "lr.gen")
+TOP_SPEED = 200           # the speed slider's top: as many steps as a frame interval holds
 _ids = itertools.count(1)
+UNBOUNDED = 1 << 62       # steps asked for at top speed: the frame interval ends the batch
 
 
 class Restart(Exception):
@@ -203,7 +207,7 @@ class Worker:
                 try:
                     changed = self._apply_commands()
                     go = self.running and self.attached and self._healthy()
-                    n = self._pending or (self.speed if go else 0)
+                    n = self._pending or ((self.speed if self.speed < TOP_SPEED else UNBOUNDED) if go else 0)
                     x_prev = self._advance(n) if n else None
                     if n or changed:
                         self._publish(x_prev)

@@ -38,6 +38,10 @@ N_PARTICLES = "() => { const d = window.Bokeh && Bokeh.documents[0]; const m = d
               " return m ? Array.from(m.data.x) : null }"
 
 
+COUNT_FRAMES = "() => { window.__frames = 0; Bokeh.documents[0].get_model_by_name('particles')" \
+               ".properties.data.change.connect(() => { window.__frames += 1 }) }"
+
+
 def newest_worker(after: int = 0):
     from app.lab.worker import LIVE
     live = [w for w in list(LIVE) if w.alive and w.id > after and w.cfg is not None]
@@ -69,6 +73,22 @@ def test_page_loads_without_console_errors_and_particles_move(page, lab_url):
     assert page.locator(".knob-reg_strength").count() == 1
     page.wait_for_timeout(500)
     assert errors == []
+
+
+def test_the_frame_tick_does_not_mark_the_page_busy(page, lab_url):
+    """The render tick runs ~30 times a second: as a background callback it leaves Panel's busy
+    state alone (its bookkeeping took about half of the tick's time on the event loop), while the
+    frames still arrive."""
+    import panel as pn
+    open_lab(page, lab_url)
+    page.evaluate(COUNT_FRAMES)
+    changes = []
+    watcher = pn.state.param.watch(lambda e: changes.append(e.new), "_busy_counter")
+    try:
+        wait_until(lambda: page.evaluate("() => window.__frames") >= 20, 60, 0.1, "20 frames in the page")
+    finally:
+        pn.state.param.unwatch(watcher)
+    assert changes == []
 
 
 def test_regulariser_slider_changes_the_running_simulation(page, lab_url):
