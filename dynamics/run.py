@@ -158,7 +158,7 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     n_snap = min(cfg["record.snapshots"], len(ts))
     snap_idx = set(np.unique(np.linspace(0, len(ts) - 1, n_snap).round().astype(int)).tolist()) if n_snap else set()
     hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
-    measure, names = _measurer(sim, hops, s.x, cfg["compile"])
+    measure, names = _measurer(sim, hops, s.x, cfg["compile"] is True)   # auto: the step only
     rows: list[torch.Tensor] = []               # one (K, B) row per record, read back once at the end
     flags = [torch.tensor(v, device=sim.device) for v in (False, True)]       # has_prev
     snaps, snap_steps = [], []
