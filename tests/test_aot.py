@@ -1,0 +1,72 @@
+"""compile = auto (dynamics/aot.py): the rule that decides, the knob, and the cached package
+path: the same trajectory as eager, and a second process loads the package without building
+it or importing the compiler."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dynamics import aot
+from dynamics.engine import build
+from dynamics.knobs import ConfigError, resolve
+
+ISSUE = {"particles": 256, "steps": 6000}          # the issue-14 workload: ring8 target, H = 128
+
+
+def test_auto_is_the_default_and_false_true_auto_parse():
+    assert resolve({})["compile"] == "auto"
+    assert [resolve({"compile": v})["compile"] for v in ("auto", "true", "false", True, False)] == \
+        ["auto", True, False, True, False]
+    with pytest.raises(ConfigError, match=r"^compile: 'maybe' is not a boolean; allowed one of false, true, auto$"):
+        resolve({"compile": "maybe"})
+
+
+def test_rule_compiles_long_single_runs_only_and_always_uses_a_cached_package():
+    long, short = resolve(ISSUE), resolve({})                  # defaults: 4,000 steps at N = 64
+    assert aot.eager_seconds(long, 1) >= aot.AUTO_MIN_S > aot.eager_seconds(short, 1)
+    assert aot.pays(long, 1, cached=False) and not aot.pays(short, 1, cached=False)
+    assert not aot.pays(long, 4, cached=False)                 # sweeps batch members: eager unless compile = true
+    assert aot.pays(short, 1, cached=True) and aot.pays(long, 4, cached=True)
+
+
+def test_false_forces_eager_on_a_long_run(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("compile = false built a package")
+    monkeypatch.setattr(aot, "build_package", refuse)
+    monkeypatch.setattr(aot, "load_package", refuse)
+    sim = build({**ISSUE, "compile": False})
+    sim.step(sim.init())
+
+
+SMALL = {"particles": 8, "disc.width": 4, "dtype": "float64", "steps": 100_000_000}   # projected long: auto builds
+SECOND = """
+import json, sys, torch
+from dynamics import aot
+from dynamics.engine import build
+def refuse(*a, **k):
+    raise AssertionError("the second process built the package again")
+aot.build_package = refuse
+sim = build(json.loads(sys.argv[1])); s = sim.init()
+for _ in range(20):
+    s = sim.step(s)
+print(json.dumps({"x": s.x.tolist(), "compiler": "torch._inductor" in sys.modules or "torch._dynamo" in sys.modules}))
+"""
+
+
+def test_auto_package_matches_eager_and_a_second_process_loads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    sims = {c: build({**SMALL, "compile": c}) for c in ("auto", False)}
+    states = {c: sim.init() for c, sim in sims.items()}
+    for _ in range(20):
+        states = {c: sims[c].step(s) for c, s in states.items()}
+    assert len(list(tmp_path.glob("*.pt2"))) == 1, "auto built no package for a long run"
+    torch.testing.assert_close(states["auto"].x, states[False].x, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(states["auto"].disc, states[False].disc, rtol=1e-9, atol=1e-12)
+    out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", SECOND, json.dumps(SMALL)], capture_output=True, text=True,
+                         timeout=600, env={**__import__("os").environ, aot.CACHE_ENV: str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    second = json.loads(out.stdout.splitlines()[-1])
+    assert not second["compiler"], "a warm start imported the compiler"
+    assert torch.tensor(second["x"], dtype=torch.float64).equal(states["auto"].x), "not the same package's steps"
