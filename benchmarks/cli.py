@@ -8,7 +8,9 @@ that is not timed (it fills the compile and page caches, as a user's first run w
   * the plain autograd script (benchmarks/baseline.py's PlainSim) on one thread
     (OMP_NUM_THREADS=1): its fastest on shared cores (2 threads: 2.5x slower here), so the
     ratios do not flatter the engine;
-  * `effgan run` with that workload and no speed knob; with `--set compile=true`;
+  * `effgan run` with that workload and no speed knob (compile = auto: the untimed run builds
+    the ahead-of-time package, the timed ones load it); with `--set compile=false` (eager) and
+    `--set compile=true` (torch.compile, its caches warm);
   * `effgan run --steps 10`, `python -c "import torch"`, `effgan --help`.
 Then the recording section: CPU seconds of `simulate` with record.every = 10 against no
 recording, eager and compiled, in this process. Ratios are measured in this run; absolute
@@ -37,6 +39,7 @@ def commands(steps: int) -> dict[str, list[str]]:
     return {
         "plain autograd script (1 thread)": [sys.executable, "-c", PLAIN.format(steps=steps)],
         "effgan run (no speed knob)": effgan(*run),
+        "effgan run --set compile=false (eager)": effgan(*run, "--set", "compile=false"),
         "effgan run --set compile=true (cache warm)": effgan(*run, "--set", "compile=true"),
         "effgan run --steps 10": effgan("run", "--steps", "10"),
         'python -c "import torch"': [sys.executable, "-c", "import torch"],
@@ -95,6 +98,7 @@ def main(argv=None) -> None:
     t = whole_process(args.steps, args.repeats)
     plain, torch_s = t["plain autograd script (1 thread)"], t['python -c "import torch"']
     print(f"  plain / effgan run: {plain / t['effgan run (no speed knob)']:.2f}x   "
+          f"plain / compile=false: {plain / t['effgan run --set compile=false (eager)']:.2f}x   "
           f"plain / compile=true: {plain / t['effgan run --set compile=true (cache warm)']:.2f}x   "
           f"(target: effgan run <= plain / 3.6 = {plain / 3.6:.2f} s)")
     print(f"  effgan run --steps 10 - import torch: {t['effgan run --steps 10'] - torch_s:+.2f} s (target <= +1 s);"

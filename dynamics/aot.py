@@ -7,11 +7,14 @@ compiled code depends on (the dynamics source, torch, the structural knobs, the 
 points, the shapes); a later process loads it through torch's C++ loader in milliseconds,
 without importing the compiler at all.
 
-The rule (`pays`): a cached package is always used; a missing one is built (tens of seconds,
-once, with a note) only for a run of one member whose projected eager stepping is at least
-AUTO_MIN_S, a run a user is likely to repeat. Sweeps and experiments, which batch members and
-vary their configs, stay eager unless compile = true. Any failure (no C++ compiler, an op
-torch.export refuses) warns once and runs eagerly: the same maths.
+The rule: only small problems (`fits`: at most AUTO_MAX_POINTS points, dimension AUTO_MAX_DIM,
+where per-operation overhead dominates an eager step; large ones are compute-bound, and their
+blocked kernels must not be traced into one graph) and then (`pays`) a cached package is always
+used, a missing one is built (tens of seconds, once, with a note) only for a run of one member
+whose projected eager stepping is at least AUTO_MIN_S, a run a user is likely to repeat. Sweeps
+and experiments, which batch members and vary their configs, stay eager unless compile = true.
+Any failure (no C++ compiler, an op torch.export refuses) warns once and runs eagerly: the
+same maths.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ BUILD_NOTE = ("compile = auto: compiling this run's step once (~{s} s); later ru
               "load it at once (compile = false: eager now)")
 BUILD_S = 40
 CACHE_ENV = "EFFGAN_CACHE_DIR"
+AUTO_MAX_POINTS = 2048           # N + M
+AUTO_MAX_DIM = 8
+AUTO_MAX_CONSTANT = 2**16        # elements of the constants (the target's points) baked into a package
 
 
 def cache_dir() -> pathlib.Path:
@@ -50,6 +56,13 @@ def eager_seconds(cfg: dict, batch: int) -> float:
     M = cfg["real"] or cfg["particles"]
     work = batch * (cfg["particles"] + M) * cfg["disc.width"] * cfg["disc.steps"]
     return cfg["steps"] * (EAGER_STEP_S + EAGER_POINT_S * work)
+
+
+def fits(cfg: dict, dim: int, constants: tuple[torch.Tensor, ...]) -> bool:
+    """A problem small enough for the compiled step to pay (see the module's doc)."""
+    points = cfg["particles"] + (cfg["real"] or cfg["particles"])
+    return (points <= AUTO_MAX_POINTS and dim <= AUTO_MAX_DIM
+            and sum(t.numel() for t in constants) <= AUTO_MAX_CONSTANT)
 
 
 def pays(cfg: dict, batch: int, cached: bool) -> bool:
@@ -108,6 +121,9 @@ def flattener(example) -> Callable:
     """leaves(obj) -> list of leaves in pytree's order, for objects shaped like example
     (tuples and dicts of tensors)."""
     if isinstance(example, dict):
+        if not any(isinstance(v, (dict, tuple, list)) for v in example.values()):
+            keys = list(example)                           # a dict of tensors: one comprehension
+            return lambda obj: [obj[k] for k in keys]
         parts = [(k, flattener(v)) for k, v in example.items()]
         return lambda obj: [t for k, f in parts for t in f(obj[k])]
     if isinstance(example, (tuple, list)):
@@ -148,6 +164,8 @@ def aot_or_eager(fn: Callable, cfg: dict, constants: tuple[torch.Tensor, ...],
 
     def decide(args) -> Callable:
         targs = call_args(*args)
+        if not fits(cfg, targs[0].shape[-1], constants):
+            return fn
         flat, spec = pytree.tree_flatten((targs, {}))
         path = cache_dir() / f"{package_key(cfg, constants, flat, spec)}.pt2"
         cached = path.exists()

@@ -31,6 +31,14 @@ def test_rule_compiles_long_single_runs_only_and_always_uses_a_cached_package():
     assert aot.pays(short, 1, cached=True) and aot.pays(long, 4, cached=True)
 
 
+def test_only_small_problems_fit():
+    ring = (torch.zeros(8, 2),)
+    assert aot.fits(resolve(ISSUE), 2, ring)
+    assert not aot.fits(resolve({**ISSUE, "particles": 3000}), 2, ring)       # compute-bound: eager is fine
+    assert not aot.fits(resolve(ISSUE), 784, ring)
+    assert not aot.fits(resolve(ISSUE), 2, (torch.zeros(60_000, 2),))         # a large point set baked in
+
+
 def test_false_forces_eager_on_a_long_run(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("compile = false built a package")
@@ -70,3 +78,17 @@ def test_auto_package_matches_eager_and_a_second_process_loads_it(tmp_path, monk
     second = json.loads(out.stdout.splitlines()[-1])
     assert not second["compiler"], "a warm start imported the compiler"
     assert torch.tensor(second["x"], dtype=torch.float64).equal(states["auto"].x), "not the same package's steps"
+
+
+def test_flattener_and_unflattener_follow_pytree():
+    """The step's own flatten/unflatten (built once; pytree's generic ones cost as much as the
+    compiled step) give pytree's leaves in pytree's order, nested optimiser state included."""
+    from torch.utils import _pytree as pytree
+    sim = build({"particles": 6, "disc.optimizer": "adam", "kernel.kind": "rbf", "compile": False})
+    s = sim.init()
+    args = (s.x, s.disc, s.opt, s.kernel, s.hyper, s.key, torch.tensor(0))
+    leaves = aot.flattener(args)(args)
+    assert [id(t) for t in leaves] == [id(t) for t in pytree.tree_leaves(args)]
+    rebuilt = aot.unflattener(pytree.tree_structure(args))(iter(leaves))
+    assert pytree.tree_structure(rebuilt) == pytree.tree_structure(args)
+    assert all(a is b for a, b in zip(pytree.tree_leaves(rebuilt), leaves))
