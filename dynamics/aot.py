@@ -40,6 +40,7 @@ BUILD_S = 40
 CACHE_ENV = "EFFGAN_CACHE_DIR"
 AUTO_MAX_POINTS = 2048           # N + M
 AUTO_MAX_DIM = 8
+AUTO_KEEP = 32                   # packages kept in the cache (~2 MB each), the newest
 AUTO_MAX_CONSTANT = 2**16        # elements of the constants (the target's points) baked into a package
 
 
@@ -58,10 +59,11 @@ def eager_seconds(cfg: dict, batch: int) -> float:
     return cfg["steps"] * (EAGER_STEP_S + EAGER_POINT_S * work)
 
 
-def fits(cfg: dict, dim: int, constants: tuple[torch.Tensor, ...]) -> bool:
-    """A problem small enough for the compiled step to pay (see the module's doc)."""
+def fits(cfg: dict, x: torch.Tensor, constants: tuple[torch.Tensor, ...]) -> bool:
+    """A problem small enough for the compiled step to pay (see the module's doc), on the CPU
+    (the only device this path has been measured on; a GPU step has no host sync anyway)."""
     points = cfg["particles"] + (cfg["real"] or cfg["particles"])
-    return (points <= AUTO_MAX_POINTS and dim <= AUTO_MAX_DIM
+    return (x.device.type == "cpu" and points <= AUTO_MAX_POINTS and x.shape[-1] <= AUTO_MAX_DIM
             and sum(t.numel() for t in constants) <= AUTO_MAX_CONSTANT)
 
 
@@ -113,6 +115,13 @@ def build_package(fn: Callable, args: tuple, path: pathlib.Path) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
     torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
     os.replace(tmp, path)
+    prune(path.parent, AUTO_KEEP)
+
+
+def prune(folder: pathlib.Path, keep: int) -> None:
+    """Keep the newest `keep` packages: the others are of older code or other problems."""
+    for old in sorted(folder.glob("*.pt2"), key=lambda f: f.stat().st_mtime)[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 # pytree's generic flatten and unflatten cost as much as the compiled step itself (~40 µs at
@@ -164,7 +173,7 @@ def aot_or_eager(fn: Callable, cfg: dict, constants: tuple[torch.Tensor, ...],
 
     def decide(args) -> Callable:
         targs = call_args(*args)
-        if not fits(cfg, targs[0].shape[-1], constants):
+        if not fits(cfg, targs[0], constants):
             return fn
         flat, spec = pytree.tree_flatten((targs, {}))
         path = cache_dir() / f"{package_key(cfg, constants, flat, spec)}.pt2"

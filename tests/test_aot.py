@@ -32,11 +32,12 @@ def test_rule_compiles_long_single_runs_only_and_always_uses_a_cached_package():
 
 
 def test_only_small_problems_fit():
-    ring = (torch.zeros(8, 2),)
-    assert aot.fits(resolve(ISSUE), 2, ring)
-    assert not aot.fits(resolve({**ISSUE, "particles": 3000}), 2, ring)       # compute-bound: eager is fine
-    assert not aot.fits(resolve(ISSUE), 784, ring)
-    assert not aot.fits(resolve(ISSUE), 2, (torch.zeros(60_000, 2),))         # a large point set baked in
+    ring, x = (torch.zeros(8, 2),), torch.zeros(1, 256, 2)
+    assert aot.fits(resolve(ISSUE), x, ring)
+    assert not aot.fits(resolve({**ISSUE, "particles": 3000}), x, ring)       # compute-bound: eager is fine
+    assert not aot.fits(resolve(ISSUE), torch.zeros(1, 256, 784), ring)
+    assert not aot.fits(resolve(ISSUE), x, (torch.zeros(60_000, 2),))         # a large point set baked in
+    assert not aot.fits(resolve(ISSUE), x.to("meta"), ring)                   # not the CPU
 
 
 def test_false_forces_eager_on_a_long_run(monkeypatch):
@@ -92,3 +93,13 @@ def test_flattener_and_unflattener_follow_pytree():
     rebuilt = aot.unflattener(pytree.tree_structure(args))(iter(leaves))
     assert pytree.tree_structure(rebuilt) == pytree.tree_structure(args)
     assert all(a is b for a, b in zip(pytree.tree_leaves(rebuilt), leaves))
+
+
+def test_prune_keeps_the_newest_packages(tmp_path):
+    import os
+    for i in range(5):
+        (tmp_path / f"{i}.pt2").write_bytes(b"x")
+        os.utime(tmp_path / f"{i}.pt2", (1000 + i, 1000 + i))
+    (tmp_path / "note.txt").write_text("not a package")
+    aot.prune(tmp_path, 2)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["3.pt2", "4.pt2", "note.txt"]
