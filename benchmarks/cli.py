@@ -3,8 +3,8 @@
   python -m benchmarks.cli [--repeats 3] [--steps 6000]
 
 The workload of issue 14: ring of 8, N = M = 256, H = 128, gp0, B = 1, `--steps` steps. Each
-row is a fresh process (imports, set-up, run, exit), the median of `--repeats`, after one run
-that is not timed (it fills the compile and page caches, as a user's first run would):
+row is a fresh process (imports, set-up, run, exit), the median of `--repeats` (taken round the
+commands in turn: a shared machine's load drifts), after one run that is not timed (it fills the compile and page caches, as a user's first run would):
   * the plain autograd script (benchmarks/baseline.py's PlainSim) on one thread
     (OMP_NUM_THREADS=1): its fastest on shared cores (2 threads: 2.5x slower here), so the
     ratios do not flatter the engine;
@@ -55,12 +55,21 @@ def wall(cmd: list[str]) -> float:
 
 
 def whole_process(steps: int, repeats: int) -> dict[str, float]:
-    """Median wall seconds of each command, after one untimed run."""
-    out = {}
-    for name, cmd in commands(steps).items():
+    """Median wall seconds of each command, after one untimed run of each. The repeats go round
+    the commands in turn, so that every row sees the same drift of a shared machine's load."""
+    cmds = commands(steps)
+    for cmd in cmds.values():
         wall(cmd)
-        out[name] = statistics.median(wall(cmd) for _ in range(repeats))
-        print(f"  {name:<46} {out[name]:7.2f} s   (load {os.getloadavg()[0]:.1f})", flush=True)
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    loads = []
+    for _ in range(repeats):
+        for name, cmd in cmds.items():
+            times[name].append(wall(cmd))
+        loads.append(os.getloadavg()[0])
+    out = {name: statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
+        print(f"  {name:<46} {out[name]:7.2f} s   (runs {', '.join(f'{v:.2f}' for v in t)})", flush=True)
+    print(f"  load average after each round: {', '.join(f'{v:.1f}' for v in loads)}")
     return out
 
 

@@ -34,7 +34,7 @@ from .knobs import KNOBS, hyper_keys, one_line
 AUTO_MIN_S = 2.0                 # build a package when the eager stepping would take this long
 EAGER_STEP_S = 3e-4              # eager cost of a step at B = 1 (2 shared cores): a fixed part ...
 EAGER_POINT_S = 4e-9             # ... and per point·hidden unit·critic update (N + M)·H·disc.steps
-BUILD_NOTE = ("compile = auto: compiling this run's step once (~{s} s); later runs of this problem "
+BUILD_NOTE = ("compile = auto: compiling this run's {what} once (~{s} s); later runs of this problem "
               "load it at once (compile = false: eager now)")
 BUILD_S = 40
 CACHE_ENV = "EFFGAN_CACHE_DIR"
@@ -83,13 +83,13 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def package_key(cfg: dict, constants: tuple[torch.Tensor, ...], flat: list[torch.Tensor], spec) -> str:
+def package_key(what: str, cfg: dict, constants: tuple[torch.Tensor, ...], flat: list[torch.Tensor], spec) -> str:
     """What the compiled step depends on: source, torch, structural knobs (not the live hyper
     knobs, which are inputs, nor run length, seed or compile), constants such as the target's
     points, and the inputs' tree, shapes and dtypes."""
     skip = set(hyper_keys()) | {"seed", "compile"}
     knobs = sorted((k, repr(v)) for k, v in cfg.items() if k not in skip and KNOBS[k].role != "run")
-    h = hashlib.sha256(f"{source_digest()}|{torch.__version__}|{sys.version_info[:2]}|{knobs}|{spec}".encode())
+    h = hashlib.sha256(f"{what}|{source_digest()}|{torch.__version__}|{sys.version_info[:2]}|{knobs}|{spec}".encode())
     for t in (*constants, *flat):
         h.update(f"{tuple(t.shape)}{t.dtype}{t.device}".encode())
     for t in constants:
@@ -106,14 +106,16 @@ class _Module(torch.nn.Module):
         return self.fn(*args)
 
 
-def build_package(fn: Callable, args: tuple, path: pathlib.Path) -> None:
+def build_package(fn: Callable, args: tuple, path: pathlib.Path, what: str = "step") -> None:
     """Export fn at args and compile it into the package at path (written atomically)."""
     import torch._inductor                  # the compiler stack: only when a package is built
-    print(BUILD_NOTE.format(s=BUILD_S), file=sys.stderr, flush=True)
-    exported = torch.export.export(_Module(fn), args, strict=False)
+    print(BUILD_NOTE.format(what=what, s=BUILD_S), file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.pt2")
-    torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+    with warnings.catch_warnings():                        # torch's own deprecations, not the user's
+        warnings.simplefilter("ignore", FutureWarning)
+        exported = torch.export.export(_Module(fn), args, strict=False)
+        torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
     os.replace(tmp, path)
     prune(path.parent, AUTO_KEEP)
 
@@ -165,7 +167,7 @@ def load_package(path: pathlib.Path) -> Callable:
 
 
 def aot_or_eager(fn: Callable, cfg: dict, constants: tuple[torch.Tensor, ...],
-                 call_args: Callable) -> Callable:
+                 call_args: Callable, what: str = "step") -> Callable:
     """fn, run from a cached AOTInductor package where `pays` says so, else eagerly. Decided
     at the first call (its arguments fix the shapes); call_args maps a call's arguments to
     the exported ones (all tensors)."""
@@ -176,18 +178,24 @@ def aot_or_eager(fn: Callable, cfg: dict, constants: tuple[torch.Tensor, ...],
         if not fits(cfg, targs[0], constants):
             return fn
         flat, spec = pytree.tree_flatten((targs, {}))
-        path = cache_dir() / f"{package_key(cfg, constants, flat, spec)}.pt2"
+        path = cache_dir() / f"{package_key(what, cfg, constants, flat, spec)}.pt2"
+        failed = path.with_suffix(".failed")                   # tried before: eager at once, no second warning
         cached = path.exists()
-        if not pays(cfg, targs[0].shape[0], cached):
+        if failed.exists() or not pays(cfg, targs[0].shape[0], cached):
             return fn
         try:
             if not cached:
-                build_package(fn, targs, path)
+                build_package(fn, targs, path, what)
             run = load_package(path)
             run(flat)                                      # a package that cannot run falls back here
         except Exception as err:  # noqa: BLE001  (any compiler or loader failure: eager, never crash)
-            warnings.warn(f"compile: auto could not compile the step ({one_line(err)}); running it eagerly",
+            warnings.warn(f"compile: auto could not compile the {what} ({one_line(err)}); running it eagerly",
                           RuntimeWarning, stacklevel=4)
+            try:
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                failed.write_text(one_line(err))
+            except OSError:
+                pass
             return fn
         leaves = flattener(targs)
         return lambda *a: run(leaves(call_args(*a)))

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from . import aot
 from . import observables as obs
 from .engine import Simulation, State, build, compile_or_eager
 
@@ -114,27 +115,44 @@ class History:
     state: State | None = None
 
 
-def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled: bool) -> Callable:
+def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled) -> Callable:
     """measure(x, x_prev, has_prev, state values `(S, B)`) -> `(K, B)` the step observables of one record,
     in the order `names` (NaN unless has_prev for those that need the step before), the hop
     counter updated. The row stays on the device, and under `compile` it is one fused kernel:
-    recording every 10 steps must not cost as much as the (fused) steps do."""
+    recording every 10 steps must not cost as much as the (fused) steps do. compile = auto: the
+    step's rule, a pure form (hop state in and out) as an ahead-of-time package."""
     target = sim.target
 
-    def measure(x, x_prev, has_prev, from_state):
+    def measure(x, x_prev, has_prev, from_state, counter=hops):
         m = obs.cheap(x, target, x_prev)
-        hops.update(m["com_distance"], m.pop("com_mode"))
+        counter.update(m["com_distance"], m.pop("com_mode"))
         dist, _ = obs.nearest(x, target)
         m["mean_error"] = dist.mean(1) / target.scale
         m.update(zip(STATE_NAMES, from_state))
-        m["hops"] = hops.hops.to(x.dtype)
+        m["hops"] = counter.hops.to(x.dtype)
         for k in PREV:                          # NaN at step 0: no step before (one graph for both)
             m[k] = torch.where(has_prev, m[k], float("nan"))
         return torch.stack([m[k] for k in names])
 
     names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
     PREV = [k for k in names if obs.OBSERVABLES[k].prev]
+    if compiled == "auto":
+        return _ahead_of_time(measure, sim, hops), names
     return (compile_or_eager(measure, "the recording") if compiled else measure), names
+
+
+def _ahead_of_time(measure: Callable, sim: Simulation, hops: obs.HopCounter) -> Callable:
+    """measure with the hop counter's state as inputs and outputs (a package holds no state)."""
+    def pure(x, x_prev, has_prev, from_state, last, count, seen):
+        counter = obs.HopCounter.__new__(obs.HopCounter)
+        counter.radius, counter.last, counter.hops, counter.seen = hops.radius, last, count.clone(), seen.clone()
+        return measure(x, x_prev, has_prev, from_state, counter), counter.last, counter.hops, counter.seen
+    run = aot.aot_or_eager(pure, sim.cfg, (sim.target.centers,), lambda *a: a, "recording")
+
+    def call(x, x_prev, has_prev, from_state):
+        row, hops.last, hops.hops, hops.seen = run(x, x_prev, has_prev, from_state, hops.last, hops.hops, hops.seen)
+        return row
+    return call
 
 
 def record_steps(total: int, every: int) -> list[int]:
@@ -158,7 +176,7 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     n_snap = min(cfg["record.snapshots"], len(ts))
     snap_idx = set(np.unique(np.linspace(0, len(ts) - 1, n_snap).round().astype(int)).tolist()) if n_snap else set()
     hops = obs.HopCounter(s.batch, sim.target.n_modes, max(0.3, sim.target.capture), sim.device)
-    measure, names = _measurer(sim, hops, s.x, cfg["compile"] is True)   # auto: the step only
+    measure, names = _measurer(sim, hops, s.x, cfg["compile"])
     rows: list[torch.Tensor] = []               # one (K, B) row per record, read back once at the end
     flags = [torch.tensor(v, device=sim.device) for v in (False, True)]       # has_prev
     snaps, snap_steps = [], []

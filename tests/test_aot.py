@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,18 @@ def test_prune_keeps_the_newest_packages(tmp_path):
     (tmp_path / "note.txt").write_text("not a package")
     aot.prune(tmp_path, 2)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["3.pt2", "4.pt2", "note.txt"]
+
+
+def test_auto_recording_matches_eager_and_carries_the_hop_state(tmp_path, monkeypatch):
+    """simulate under compile = auto records through a package too (hop counter passed in and
+    out, as a package holds no state): the same series and hop counts as eager, in float64."""
+    from dynamics.run import simulate
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(aot, "AUTO_MIN_S", 0.0)                # any run pays: a short test run builds
+    cfg = {**SMALL, "steps": 300, "record.every": 10, "lr.gen": 2.0}
+    auto, eager = simulate({**cfg, "compile": "auto"}), simulate({**cfg, "compile": False})
+    assert len(list(tmp_path.glob("*.pt2"))) == 2, "no step and recording packages"
+    for k, v in eager.series.items():
+        np.testing.assert_allclose(auto.series[k], v, rtol=1e-7, atol=1e-9, err_msg=k)
+    assert eager.final["hops"][0] >= 1                          # the hop state matters here
+    assert auto.final["hops"] == eager.final["hops"] and auto.final["modes_visited"] == eager.final["modes_visited"]
