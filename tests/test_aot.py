@@ -112,7 +112,7 @@ def test_auto_recording_matches_eager_and_carries_the_hop_state(tmp_path, monkey
     from dynamics.run import simulate
     monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(aot, "AUTO_MIN_S", 0.0)                # any run pays: a short test run builds
-    cfg = {**SMALL, "steps": 300, "record.every": 10, "lr.gen": 2.0}
+    cfg = {**SMALL, "steps": 300, "record.every": 10, "lr.gen": 2.0, "kernel.ratio": 0.9}   # hops twice
     auto, eager = simulate({**cfg, "compile": "auto"}), simulate({**cfg, "compile": False})
     assert len(list(tmp_path.glob("*.pt2"))) == 2, "no step and recording packages"
     for k, v in eager.series.items():
