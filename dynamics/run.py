@@ -136,9 +136,9 @@ def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled)
 
     names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
     PREV = [k for k in names if obs.OBSERVABLES[k].prev]
-    if compiled == "auto":
+    if compiled == "auto" and sim.target.sampler is None:      # as the step: Python samplers stay eager
         return _ahead_of_time(measure, sim, hops), names
-    return (compile_or_eager(measure, "the recording") if compiled else measure), names
+    return (compile_or_eager(measure, "the recording") if compiled is True else measure), names
 
 
 def _ahead_of_time(measure: Callable, sim: Simulation, hops: obs.HopCounter) -> Callable:

@@ -119,3 +119,14 @@ def test_auto_recording_matches_eager_and_carries_the_hop_state(tmp_path, monkey
         np.testing.assert_allclose(auto.series[k], v, rtol=1e-7, atol=1e-9, err_msg=k)
     assert eager.final["hops"][0] >= 1                          # the hop state matters here
     assert auto.final["hops"] == eager.final["hops"] and auto.final["modes_visited"] == eager.final["modes_visited"]
+
+
+def test_python_sampler_targets_stay_eager(tmp_path, monkeypatch):
+    """A target drawn by Python code (torch.Generators per member) is not traced: step and
+    recorder run eagerly under auto, with no package built and no compiler called."""
+    from dynamics.run import simulate
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(aot, "AUTO_MIN_S", 0.0)
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("auto called torch.compile"))
+    h = simulate({"target.kind": "sphere_pair", "init.kind": "pair", "particles": 8, "steps": 3})
+    assert h.steps[-1] == 3 and not list(tmp_path.iterdir())
