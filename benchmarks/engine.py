@@ -3,8 +3,9 @@
   python -m benchmarks.engine [--threads T] [--seconds S]
 
 ring8, ReLU critic H = 128, ipm + gp0, float32, two_number kernel:
-  * B = 1,  N = M = 256: steps/s of the engine (eager, and fused with compile = true) and of
-    the plain step, on 1 thread (a single small simulation gains nothing from a second);
+  * B = 1,  N = M = 256: steps/s of the engine (eager, fused with compile = true, and the
+    ahead-of-time package of compile = auto, cached) and of the plain step, on 1 thread (a
+    single small simulation gains nothing from a second);
   * B = 64, N = M = 64:  simulation-steps/s of one batched engine run (eager and fused), of a
     loop of 64 single engine runs, and of the plain step run one simulation at a time.
 Ratios are measured in this run; absolute numbers hold for the machine printed. The fused
@@ -66,7 +67,8 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args(argv)
     threads = args.threads or torch.get_num_threads()
-    base = {"particles": 256, "disc.width": 128, "reg.kind": "gp0", "dtype": "float32", "device": "cpu"}
+    base = {"particles": 256, "disc.width": 128, "reg.kind": "gp0", "dtype": "float32", "device": "cpu",
+            "compile": False}
     fused = {**base, "compile": True}
     print(f"machine: {machine()}")
 
@@ -74,10 +76,13 @@ def main(argv=None):
     e1 = rate(engine_stepper(base, 1), args.seconds)
     stepper = engine_stepper(fused, 1)
     f1 = rate(stepper, args.seconds)
+    ahead = engine_stepper({**base, "compile": "auto", "steps": 6000}, 1)     # a run long enough for auto
+    a1 = rate(ahead, args.seconds)
     p1 = rate(PlainSim(N=256, M=256).step, args.seconds)
     print(f"B=1,  N=M=256, 1 thread: engine eager {e1:7.0f} steps/s   fused {f1:7.0f} steps/s "
           f"(first step, compiling: {stepper.first:.1f} s)   plain autograd {p1:6.0f} steps/s")
-    print(f"               eager / plain {e1 / p1:5.1f}x   fused / plain {f1 / p1:5.1f}x"
+    print(f"               ahead of time (compile = auto) {a1:7.0f} steps/s (first step: {ahead.first:.1f} s)")
+    print(f"               eager / plain {e1 / p1:5.1f}x   fused / plain {f1 / p1:5.1f}x   auto / plain {a1 / p1:5.1f}x"
           f"   (targets >= 2,000 steps/s, issue 6: >= 5,000)")
 
     small = {**base, "particles": 64}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from . import allocator  # noqa: F401  (tunes glibc's allocator once, see the module)
-from . import convention, rng, threads
+from . import aot, convention, rng, threads
 from .critics import CRITICS, Critic
 from .kernels import KERNELS, Kernel
 from .knobs import ConfigError, hyper_keys, one_line, resolve
@@ -136,12 +136,25 @@ def compile_or_eager(fn: Callable, what: str, compile_args: Callable | None = No
     return call
 
 
-def _compiled(advance: Callable, device: torch.device) -> Callable:
-    """advance under torch.compile, the step number passed as a tensor (a new value must not
-    recompile)."""
+def _tensor_step(device: torch.device) -> Callable:
+    """The step's arguments with the step number as a tensor (a new value must not recompile)."""
     def tensor_step(x, p, opt, kstate, h, key, t: int):
         return x, p, opt, kstate, h, key, _counter(t, device)
-    return compile_or_eager(advance, "the step", tensor_step)
+    return tensor_step
+
+
+def _compiled(advance: Callable, device: torch.device) -> Callable:
+    """advance under torch.compile, the step number passed as a tensor."""
+    return compile_or_eager(advance, "the step", _tensor_step(device))
+
+
+# compile = false: eager; true: torch.compile; auto: a cached ahead-of-time package where it pays (aot.py)
+CORES: dict[object, Callable] = {
+    False: lambda advance, cfg, device, target: advance,
+    True: lambda advance, cfg, device, target: _compiled(advance, device),
+    "auto": lambda advance, cfg, device, target: advance if target.sampler is not None else  # (Python samplers)
+    aot.aot_or_eager(advance, cfg, (target.centers,), _tensor_step(device)),
+}
 
 
 def initial_cloud(cfg, gens, N: int, d: int, dtype, device) -> Tensor:
@@ -255,7 +268,7 @@ def build(cfg: dict[str, Any], target: Target | None = None) -> Simulation:
         ok = (x_new.abs().amax((1, 2)) < limit) & torch.isfinite(J)
         return x_new, p, opt, kstate, J, loss_g, ok
 
-    core = _compiled(advance, device) if cfg["compile"] else advance
+    core = CORES[cfg["compile"]](advance, cfg, device, target)
 
     def warm_up(s: State) -> State:
         """The critic's first `shift` updates, before the first particle step (disc.steps_first)."""

@@ -53,7 +53,7 @@ class Knob:
         """The 'allowed' half of an error message."""
         ch = self.allowed()
         if ch is not None:
-            return "one of " + ", ".join(ch)
+            return "one of " + ", ".join(str(c).lower() if isinstance(c, bool) else c for c in ch)
         if self.bounds is not None:
             lo, hi = self.bounds
             word = "integers" if self.kind is int else "numbers"
@@ -127,6 +127,8 @@ def _parse(knob: Knob, value: Any) -> Any:
             if isinstance(value, bool):
                 return value
             s = str(value).strip().lower()
+            if s == "auto" and "auto" in (knob.allowed() or ()):          # a bool knob with an auto choice
+                return "auto"
             if s in ("1", "true", "yes", "on"):
                 return True
             if s in ("0", "false", "no", "off"):
@@ -355,9 +357,11 @@ KNOBS: dict[str, Knob] = {k.name: k for k in [
     K("seed", int, 1, "random seed of the run", (0, 2**31 - 1)),
     K("dtype", str, "float32", "floating-point precision", choices=("float32", "float64"), advanced=True),
     K("device", str, "auto", "where to run", choices=("auto", "cpu", "cuda"), advanced=True),
-    K("compile", bool, False, "fuse each step into compiled kernels with torch.compile (faster, also for dense "
-      "kernels above ~11,000 particles; the first step waits for the compiler, seconds to a minute; needs a C++ "
-      "compiler on the CPU)", advanced=True),
+    K("compile", bool, "auto", "fuse each step into compiled kernels: true, with torch.compile (faster, also for "
+      "dense kernels above ~11,000 particles; the first step waits for the compiler, seconds to a minute; needs a "
+      "C++ compiler on the CPU); auto, a long single run's step compiled once ahead of time and loaded from the "
+      "cache by later runs in milliseconds (README: speed); false, eager", choices=(False, True, "auto"),
+      advanced=True),
     # run control
     K("steps", int, 4000, "particle updates in a run", (0, 100_000_000), role="run", symbol=r"$T$", unit="steps"),
     K("record.every", int, 10, "record metrics every this many steps", (1, 1_000_000), role="run",

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from . import aot
 from . import observables as obs
 from .engine import Simulation, State, build, compile_or_eager
 
@@ -114,27 +115,44 @@ class History:
     state: State | None = None
 
 
-def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled: bool) -> Callable:
+def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled) -> Callable:
     """measure(x, x_prev, has_prev, state values `(S, B)`) -> `(K, B)` the step observables of one record,
     in the order `names` (NaN unless has_prev for those that need the step before), the hop
     counter updated. The row stays on the device, and under `compile` it is one fused kernel:
-    recording every 10 steps must not cost as much as the (fused) steps do."""
+    recording every 10 steps must not cost as much as the (fused) steps do. compile = auto: the
+    step's rule, a pure form (hop state in and out) as an ahead-of-time package."""
     target = sim.target
 
-    def measure(x, x_prev, has_prev, from_state):
+    def measure(x, x_prev, has_prev, from_state, counter=hops):
         m = obs.cheap(x, target, x_prev)
-        hops.update(m["com_distance"], m.pop("com_mode"))
+        counter.update(m["com_distance"], m.pop("com_mode"))
         dist, _ = obs.nearest(x, target)
         m["mean_error"] = dist.mean(1) / target.scale
         m.update(zip(STATE_NAMES, from_state))
-        m["hops"] = hops.hops.to(x.dtype)
+        m["hops"] = counter.hops.to(x.dtype)
         for k in PREV:                          # NaN at step 0: no step before (one graph for both)
             m[k] = torch.where(has_prev, m[k], float("nan"))
         return torch.stack([m[k] for k in names])
 
     names = [k for k in obs.cheap(x0, target, x0) if k != "com_mode"] + ["mean_error", *STATE_NAMES, "hops"]
     PREV = [k for k in names if obs.OBSERVABLES[k].prev]
-    return (compile_or_eager(measure, "the recording") if compiled else measure), names
+    if compiled == "auto" and sim.target.sampler is None:      # as the step: Python samplers stay eager
+        return _ahead_of_time(measure, sim, hops), names
+    return (compile_or_eager(measure, "the recording") if compiled is True else measure), names
+
+
+def _ahead_of_time(measure: Callable, sim: Simulation, hops: obs.HopCounter) -> Callable:
+    """measure with the hop counter's state as inputs and outputs (a package holds no state)."""
+    def pure(x, x_prev, has_prev, from_state, last, count, seen):
+        counter = obs.HopCounter.__new__(obs.HopCounter)
+        counter.radius, counter.last, counter.hops, counter.seen = hops.radius, last, count.clone(), seen.clone()
+        return measure(x, x_prev, has_prev, from_state, counter), counter.last, counter.hops, counter.seen
+    run = aot.aot_or_eager(pure, sim.cfg, (sim.target.centers,), lambda *a: a, "recording")
+
+    def call(x, x_prev, has_prev, from_state):
+        row, hops.last, hops.hops, hops.seen = run(x, x_prev, has_prev, from_state, hops.last, hops.hops, hops.seen)
+        return row
+    return call
 
 
 def record_steps(total: int, every: int) -> list[int]:
@@ -178,15 +196,16 @@ def simulate(cfg: dict[str, Any], members: Sequence[dict] | None = None, *, sim:
     x_prev = None
     if progress is not None:
         progress(0)
-    for i, t in enumerate(ts):
-        while step_now < t:
-            if step_now == t - 1:
-                x_prev = s.x
-            s = sim.step(s)
-            step_now += 1
-            if progress is not None:
-                progress(step_now)
-        record(i, t, x_prev if t > 0 else None)
+    with aot.allow_build():                     # a run of known length: compile = auto may build its package
+        for i, t in enumerate(ts):
+            while step_now < t:
+                if step_now == t - 1:
+                    x_prev = s.x
+                s = sim.step(s)
+                step_now += 1
+                if progress is not None:
+                    progress(step_now)
+            record(i, t, x_prev if t > 0 else None)
 
     B = s.batch
     table = torch.stack(rows).cpu().numpy()      # (T, K, B): the one read-back of the run's metrics

@@ -14,3 +14,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _aot_cache(tmp_path_factory):
+    """compile = auto's packages go to a temporary folder, never the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFFGAN_CACHE_DIR", str(tmp_path_factory.mktemp("aot")))
+    yield
+    mp.undo()
