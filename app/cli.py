@@ -8,6 +8,7 @@ import importlib
 import json
 import signal
 import sys
+import textwrap
 from typing import Any
 
 from dynamics import presets
@@ -22,6 +23,13 @@ COMMANDS = {
     "figure": ("app.plots.figures", "draw a figure from sweep or run results"),
     "reproduce": ("app.cli_reproduce", "run a named experiment end to end and write its figure and data"),
 }
+
+
+class WholeNames(argparse.HelpFormatter):
+    """Help text wrapped between words only: a name such as double-descent stays whole."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, doc = COMMANDS[name]
     mod = importlib.import_module(module)
-    parser = OneLineParser(prog=f"effgan {name}", description=doc)
+    parser = OneLineParser(prog=f"effgan {name}", description=doc, formatter_class=WholeNames)
     getattr(mod, f"add_{name}_arguments", getattr(mod, "add_arguments", lambda p: None))(parser)
     args = parser.parse_args(argv[1:])
     previous = signal.signal(signal.SIGTERM, _terminated)    # a SIGTERM unwinds like Ctrl-C: pools shut down

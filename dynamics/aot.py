@@ -69,26 +69,29 @@ def fits(cfg: dict, x: torch.Tensor, constants: tuple[torch.Tensor, ...]) -> boo
             and sum(t.numel() for t in constants) <= AUTO_MAX_CONSTANT)
 
 
-_may_build = threading.local()
+_may_build = threading.local()       # .on: a package may be built; .batches: for a batch too
 
 
 @contextlib.contextmanager
-def allow_build():
-    """Within it (`run.simulate`: a run of known length), a missing package may be built. A
-    step called elsewhere (the lab's live loop, a user's own loop) only loads cached ones: it
-    must never stop for the compiler unannounced."""
-    before = getattr(_may_build, "on", False)
-    _may_build.on = True
+def allow_build(batches: bool = False):
+    """Within it (`run.simulate`: a run of known length), a missing package may be built, for
+    one member; with batches, for a batch too (the lab's phase map: the same setting is mapped
+    again with other ranges, its live knobs are the package's inputs). A step called elsewhere
+    (the lab's live loop, a user's own loop) only loads cached ones: it never stops for the
+    compiler unannounced. Nested calls keep what an outer one allowed."""
+    before = (getattr(_may_build, "on", False), getattr(_may_build, "batches", False))
+    _may_build.on, _may_build.batches = True, before[1] or batches
     try:
         yield
     finally:
-        _may_build.on = before
+        _may_build.on, _may_build.batches = before
 
 
 def pays(cfg: dict, batch: int, cached: bool) -> bool:
     """Use the compiled step: cached (loading is free), or worth building for this run (a
     simulate() run of one member long enough: `allow_build`)."""
-    return cached or (getattr(_may_build, "on", False) and batch == 1 and eager_seconds(cfg, batch) >= AUTO_MIN_S)
+    one = batch == 1 or getattr(_may_build, "batches", False)
+    return cached or (getattr(_may_build, "on", False) and one and eager_seconds(cfg, batch) >= AUTO_MIN_S)
 
 
 @functools.lru_cache(maxsize=1)

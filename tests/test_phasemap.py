@@ -226,3 +226,33 @@ def wait_for(fn, timeout=30.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def test_a_fused_map_builds_one_package_for_its_batch_and_a_plain_sweep_batch_does_not(tmp_path, monkeypatch):
+    """The map's fused step is compile = auto allowed to build for a batch (the same setting is
+    mapped again with other ranges: its live knobs are the package's inputs); a sweep's batch,
+    the same chunk run by simulate alone, never builds. The spy refuses to build, so the map
+    goes on eagerly: same cells."""
+    import dataclasses
+
+    from dynamics import aot
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    built = []
+
+    def spy(fn, args, path, what="step"):
+        built.append((what, args[0].shape[0]))
+        raise RuntimeError("no compiler in this test")
+    monkeypatch.setattr(aot, "build_package", spy)
+    monkeypatch.setattr(aot, "AUTO_MIN_S", 0.0)
+    req = dataclasses.replace(request(seeds=1, steps=10), compile=True)
+    mp = pm.plan_map(live(), PRESET, req)
+    assert all(c.cfg["compile"] == "auto" for c in mp.plan.chunks)
+    chunk = mp.plan.chunks[0]
+    simulate(chunk.cfg, list(chunk.members))
+    assert built == []                                           # a sweep's batch: eager, nothing built
+    with pytest.warns(RuntimeWarning, match="compile: auto could not compile"):
+        fused = pm.run_chunk(chunk, full=len(chunk.members))
+    assert sorted(built) == [("recording", len(chunk.members)), ("step", len(chunk.members))]
+    plain = pm.run_chunk(dataclasses.replace(chunk, cfg={**chunk.cfg, "compile": False}))
+    for k in plain:
+        np.testing.assert_array_equal(fused[k], plain[k])

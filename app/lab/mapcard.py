@@ -75,8 +75,8 @@ class MapView:
                                          css_classes=["pm-seeds"])
         self.steps = pn.widgets.IntInput(label="steps", value=2000, start=STEPS[0], end=STEPS[1], width=100,
                                          css_classes=["pm-steps"])
-        self.fused = pn.widgets.Checkbox(label="fused step (torch.compile; the first map of a setting waits for "
-                                               "the compiler)", value=True, css_classes=["pm-compile"],
+        self.fused = pn.widgets.Checkbox(label="fused step (compiled once per setting and kept on disk: the "
+                                               "first map of a setting waits ~40 s for the compiler)", value=True, css_classes=["pm-compile"],
                                          sizing_mode="stretch_width")
         self.restart = pn.widgets.Checkbox(label="a click restarts the run at that cell", value=True,
                                            css_classes=["pm-restart"], sizing_mode="stretch_width")
