@@ -12,8 +12,10 @@
    publishes a frame every 1/30 s.
 3. --map: the phase map (issue 13) in that page: an 8 x 8 map x 2 seeds x 2,000 steps at N = 64
    (the card's defaults around ring8) while the live view streams: seconds from the click to the
-   last cell in the page, frames/s meanwhile; first a cold map (the fused step compiles), then a
-   warm one (other lr.disc values, the same build: no compiling), then one eager; last the warm
+   last cell in the page, frames/s meanwhile; first a cold map (the fused step: compile = auto
+   builds the setting's package, or loads it where an earlier process built it: point
+   $EFFGAN_CACHE_DIR at an empty folder for a first-ever map), then a warm one (other lr.disc
+   values, the same package), then one eager; last the warm
    map alone, no page (what the map costs without the live view and the browser). --speed sets
    the live view's steps per frame meanwhile (200, the top, keeps one core stepping; 10 is the
    lab's default).
@@ -111,7 +113,7 @@ def mapping(particles: int, speed: int) -> list[tuple[str, float, float, str]]:
     """(what, seconds from the click to the last cell in the page, frames/s meanwhile, the
     card's status line) for a cold, a warm and an eager 8 x 8 x 2 x 2,000-step map."""
     out = []
-    runs = [("cold (compiles)", None, True), ("warm", ("0.002", "0.2"), True), ("eager", ("0.003", "0.3"), False)]
+    runs = [("cold (package)", None, True), ("warm", ("0.002", "0.2"), True), ("eager", ("0.003", "0.3"), False)]
     with lab_page(particles, speed) as (page, _):
         page.evaluate(COUNT_JS)
         for n, (what, lr, fused) in enumerate(runs, 1):

@@ -76,7 +76,7 @@ class MapView:
         self.steps = pn.widgets.IntInput(label="steps", value=2000, start=STEPS[0], end=STEPS[1], width=100,
                                          css_classes=["pm-steps"])
         self.fused = pn.widgets.Checkbox(label="fused step (compiled once per setting and kept on disk: the "
-                                               "first map of a setting waits ~40 s for the compiler)", value=True, css_classes=["pm-compile"],
+                                               "first map of a setting waits ~30 s for the compiler)", value=True, css_classes=["pm-compile"],
                                          sizing_mode="stretch_width")
         self.restart = pn.widgets.Checkbox(label="a click restarts the run at that cell", value=True,
                                            css_classes=["pm-restart"], sizing_mode="stretch_width")
