@@ -89,17 +89,20 @@ def recording(steps: int) -> None:
     from dynamics.engine import build
     from dynamics.run import simulate
     torch.set_num_threads(1)
-    for compiled in (False, True):
+    for compiled in (False, True, "auto"):
         cpu = {}
         for every in (10, steps, 10, steps, 10, steps):           # interleaved: the load drifts
             cfg = {"particles": 256, "steps": steps, "record.every": every, "compile": compiled}
             sim = build(cfg)
-            simulate({**cfg, "steps": 20}, sim=build({**cfg, "steps": 20}))        # compiled and warm
+            # compiled and warm (auto: a run of this length, which builds or finds its packages)
+            warm = cfg if compiled == "auto" else {**cfg, "steps": 20}
+            simulate(warm, sim=build(warm))
             c0 = time.process_time()
             simulate(cfg, sim=sim)
             cpu.setdefault(every, []).append(time.process_time() - c0)
         rec, bare = min(cpu[10]), min(cpu[steps])
-        print(f"  {'compiled' if compiled else 'eager':<8}: {bare:6.2f} s CPU stepping, {rec:6.2f} s recording every 10"
+        name = {False: "eager", True: "compiled", "auto": "auto (AOT)"}[compiled]
+        print(f"  {name:<10}: {bare:6.2f} s CPU stepping, {rec:6.2f} s recording every 10"
               f" steps: recording costs {100 * (rec - bare) / bare:5.1f} % of the stepping")
 
 
