@@ -972,3 +972,24 @@ def test_at_top_speed_the_worker_steps_through_the_whole_frame_interval():
                 assert first.t == speed
         finally:
             w.stop()
+
+
+def test_a_dropped_frames_slow_parts_carry_within_a_run_never_into_the_next():
+    """A frame the page never took hands its field, spectrum and meters to the next frame of
+    the same run; after a restart (new epoch) they stay behind: an old run's meter row, at its
+    later step, drew a line back across the new run's series in the view export."""
+    from dynamics.engine import build
+    from dynamics.knobs import resolve
+
+    from app.lab.worker import keep_slow_parts
+    sim = build(resolve(presets.load("ring8"), {"particles": 12}))
+    s = sim.step(sim.init())
+    scene = frames.make_scene(sim, 1)
+    grid = frames.field_points(scene, sim.device, sim.dtype)
+    old = frames.make_frame(sim, s, scene, 1, field_grid=grid, with_spectrum=True, meters={"t": 2300, "kl": 9.0})
+    bare = frames.make_frame(sim, sim.step(s), scene, 1)
+    kept = keep_slow_parts(old, bare)
+    assert kept.meters == {"t": 2300, "kl": 9.0} and kept.field is old.field and kept.spectrum is old.spectrum
+    fresh = frames.make_frame(sim, sim.init(), scene, 2)
+    after = keep_slow_parts(old, fresh)
+    assert after.meters is None and after.field is None and after.spectrum is None

@@ -158,7 +158,8 @@ def preset_note(lab: Lab) -> str:
     except ConfigError:
         return presets.describe(lab.preset)
     now = lab.knob_values()
-    changed = [f"{k} = {show(now[k])}" for k in ATTR if k in now and now[k] != base[k]]
+    changed = [f"{k} = {format(now[k], '.4g') if isinstance(now[k], float) else show(now[k])}"
+               for k in ATTR if k in now and now[k] != base[k]]
     if not changed:
         return presets.describe(lab.preset)
     shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
@@ -259,6 +260,9 @@ def _page(lab: Lab):
     address = Div(text="", width=0, height=0, margin=0, styles={"display": "none"})
     address.js_on_change("text", CustomJS(code="window.history.replaceState(null, '', "
                                                "window.location.pathname + cb_obj.text)"))
+    if pn.state.curdoc is not None:          # the query the page opened with, written out in full at once
+        pn.state.curdoc.js_on_event("document_ready", CustomJS(args={"a": address}, code=(
+            "if (a.text) window.history.replaceState(null, '', window.location.pathname + a.text)")))
 
     def sync_url(*_):
         search = "?" + urllib.parse.urlencode(lab.query())

@@ -390,10 +390,20 @@ class Worker:
         self.record.diverged_step = f.diverged_step
         self.record.add_row(f.t, {**f.metrics, **{k: v for k, v in (f.meters or {}).items() if k != "t"}})
         with self._lock:
-            prev, self._latest = self._latest, f
-            if prev is not None:                   # keep the slow parts a dropped frame carried
-                self._latest = dataclasses.replace(f, **{k: getattr(prev, k) for k in ("field", "spectrum", "meters")
-                                                         if getattr(f, k) is None and getattr(prev, k) is not None})
+            self._latest = keep_slow_parts(self._latest, f)
+
+
+SLOW_PARTS = ("field", "spectrum", "meters")     # made at their own cadence, not every frame
+
+
+def keep_slow_parts(prev: frames.Frame | None, f: frames.Frame) -> frames.Frame:
+    """f with the slow parts of `prev`, a frame the page never took, where f has none; of the
+    same run only (epoch): after a restart an old run's meter row (its own, later step) would
+    join the new run's series, and its field would show a critic that is gone."""
+    if prev is None or prev.epoch != f.epoch:
+        return f
+    return dataclasses.replace(f, **{k: getattr(prev, k) for k in SLOW_PARTS
+                                     if getattr(f, k) is None and getattr(prev, k) is not None})
 
 
 @atexit.register

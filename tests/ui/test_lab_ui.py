@@ -152,6 +152,15 @@ def test_a_shared_url_restores_the_knobs(page, lab_url, context):
     other.close()
 
 
+def test_the_address_bar_holds_the_full_setting_from_the_first_screen(page, lab_url):
+    """Opened with a partial link, the page writes the whole setting it runs into the address
+    bar at once, before any change: a link copied from the first screen reproduces it."""
+    open_lab(page, lab_url + "?lesson=coupling&step=1")
+    search = "() => window.location.search"
+    wait_until(lambda: "preset=ring8" in page.evaluate(search), 60, 0.1, "the full query in the address bar")
+    assert "lesson=coupling" in page.evaluate(search) and "step=1" in page.evaluate(search)
+
+
 def test_bad_url_parameter_and_bad_upload_show_messages_and_keep_running(page, lab_url, tmp_path):
     _, worker = open_lab(page, lab_url + "?reg.strength=-4&particles=lots")
     wait_until(lambda: shows(page, "out of range"), 10, 0.1, "the URL error message")
