@@ -5,6 +5,7 @@ plotting stack."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from dynamics.experiments import EXPERIMENTS, Hooks
@@ -23,9 +24,13 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main_reproduce(args) -> int:
+    if args.list and args.name in EXPERIMENTS:     # one experiment: its whole description
+        _describe(EXPERIMENTS[args.name], whole=True)
+        return 0
     if args.list or args.name is None:
         for e in EXPERIMENTS.names():
             _describe(EXPERIMENTS[e])
+        print("(effgan reproduce --list NAME: the whole description of one)")
         return 0
     if args.name not in EXPERIMENTS:
         raise ConfigError(f"NAME: unknown experiment {args.name!r}; allowed {', '.join(EXPERIMENTS)}")
@@ -47,9 +52,13 @@ def main_reproduce(args) -> int:
     return 0
 
 
-def _describe(e) -> None:
+def _describe(e, whole: bool = False) -> None:
     doc = " ".join(e.doc.split())
-    print(f"{e.name:<20} {doc[:100]}{'…' if len(doc) > 100 else ''}")
+    if whole:
+        print(e.name)
+        print(textwrap.fill(doc, 100, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False))
+    else:
+        print(f"{e.name:<20} {doc[:100]}{'…' if len(doc) > 100 else ''}")
     if e.paper != "main":                     # the companion papers are credited; the main paper is the tool's own
         print(f"{'':<20} after {e.citation}")
 

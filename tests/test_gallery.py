@@ -119,3 +119,13 @@ def test_unknown_experiment_is_one_line_exit_2(capsys):
     assert main(["reproduce", "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in EXPERIMENTS)
+
+
+def test_list_name_prints_the_whole_description_that_the_list_cuts(capsys):
+    long = max(EXPERIMENTS.names(), key=lambda n: len(EXPERIMENTS[n].doc))
+    words = " ".join(EXPERIMENTS[long].doc.split())
+    assert len(words) > 100
+    assert main(["reproduce", "--list"]) == 0
+    assert words[-40:] not in " ".join(capsys.readouterr().out.split())       # the list cuts it
+    assert main(["reproduce", "--list", long]) == 0
+    assert words[-40:] in " ".join(capsys.readouterr().out.split())
