@@ -108,7 +108,7 @@ class MapView:
         f.scatter("i", "j", source=self.here, marker="star", size=18, fill_color="white", line_color="black",
                   line_width=1.5)
         tips = [("cell", "@x, @y"), ("modes covered / K", "@coverage{0.000}"), ("mode entropy", "@mode_entropy{0.000}"),
-                ("KL to uniform", "@mode_kl{0.000}"), ("spread", "@spread{0.000}"),
+                ("KL to uniform", "@mode_kl{0.000}"), ("spread / mode spacing", "@spread_rel{0.000}"),
                 ("convergence step", "@conv"), ("diverged", "@diverged{0%}"), ("", "@state")]
         f.add_tools(HoverTool(renderers=[cells_r], tooltips=tips), TapTool(renderers=[cells_r]))
         self.bar = ColorBar(color_mapper=self.mapper, width=12, title="modes covered / K")

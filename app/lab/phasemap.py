@@ -45,7 +45,7 @@ from .state import SESSION_BYTES
 log = logging.getLogger(__name__)
 # the colour choices, each a declared observable (final value, mean over seeds)
 COLOURS = {"coverage": "modes covered / K", "mode_entropy": "mode entropy H / log K",
-           "mode_kl": "KL to uniform", "spread": "spread", "convergence_step": "convergence step",
+           "mode_kl": "KL to uniform", "spread_rel": "spread / mode spacing", "convergence_step": "convergence step",
            "diverged": "diverged (fraction of seeds)"}
 STORED = tuple(COLOURS) + ("modes_covered", "mean_error", "hops", "diverged_step")
 assert all(m in OBSERVABLES for m in STORED), "a map metric is not declared in dynamics.observables"
