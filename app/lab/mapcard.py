@@ -210,8 +210,11 @@ class MapView:
             self.run.cancel()
         self.run = MapRun(mp).start()
         self.count += 1
-        self._axes()
-        self._draw(force=True)
+        # Panel runs a click's callback without the document lock: direct changes to Bokeh
+        # models go out through its hold (a busy page once raised Bokeh's lock error here)
+        with pn.io.hold():
+            self._axes()
+            self._draw(force=True)
         if self.run.status == "running":
             self.stop.disabled = False
             self.progress.param.update(value=0, visible=True)
@@ -251,6 +254,10 @@ class MapView:
         self.here.data = {"i": [pos[0]], "j": [pos[1]]} if None not in pos else {"i": [], "j": []}
 
     def _draw(self, force: bool = False) -> None:
+        with pn.io.hold():                 # as `start`: a periodic callback holds no document lock
+            self._draw_now(force)
+
+    def _draw_now(self, force: bool) -> None:
         run = self.run
         if run is None:
             return
