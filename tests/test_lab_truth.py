@@ -363,3 +363,17 @@ def test_particles_outside_the_shown_ranges_are_not_drawn():
     assert np.array_equal(x[inside], f.xy[inside, 0]) and np.array_equal(y[inside], f.xy[inside, 1])
     assert np.isnan(x[~inside]).all() and np.isnan(y[~inside]).all()
     assert x.dtype == np.float32
+
+
+def test_the_single_view_states_its_modes_covered_and_a_point_set_none():
+    """The transport row reads 'modes covered k / K' from the frame it shows (the collapse
+    preset: fewer than all 8 after 300 steps); a point set, shown by distances, gets none."""
+    from app.lab.page import coverage_text
+    from dynamics import observables
+    sim = build(resolve(presets.load("collapse"), {"particles": 64}))
+    s = _run(sim, 300)
+    f = frames.make_frame(sim, s, frames.make_scene(sim, 1), 1)
+    k = int(observables.cheap(s.x, sim.target)["modes_covered"][0])
+    assert coverage_text(f) == f"<b>modes covered</b> {k} / 8" and k < 8      # collapse: fewer than all
+    assert coverage_text(None) == ""
+    assert coverage_text(dataclasses.replace(f, scene=dataclasses.replace(f.scene, distances=True))) == ""

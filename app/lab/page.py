@@ -110,6 +110,7 @@ def transport(lab: Lab):
     reset = pn.widgets.Button(label="Reset", width=80)
     # a raw Bokeh Div: updating a Panel widget ten times a second costs the event loop more
     counter = Div(text=step_text(0), name="step-counter", css_classes=["step-counter"])
+    covered = Div(text="", name="coverage-readout", css_classes=["coverage-readout"])
 
     def show_running(*_):
         play.param.update(value=lab.running, label="❚❚ Pause" if lab.running else "▶ Play")
@@ -121,7 +122,8 @@ def transport(lab: Lab):
     show_running()
     speed = pn.widgets.IntSlider.from_param(lab.param.speed, width=220)
     # a FlexBox wraps on a phone: play, step, reset and the counter stay on one line there
-    return pn.FlexBox(play, step, reset, pn.pane.Bokeh(counter), speed, align_items="center"), counter
+    return (pn.FlexBox(play, step, reset, pn.pane.Bokeh(counter), pn.pane.Bokeh(covered), speed,
+                       align_items="center"), counter, covered)
 
 
 def loading_note():
@@ -141,6 +143,14 @@ def restart_here(lab: Lab):
 
 def step_text(t: int) -> str:
     return f"<b>step</b> {t:,}"
+
+
+def coverage_text(f) -> str:
+    """The single view's one number: modes covered now, of K ('' for a point set, which shows
+    distances instead, or before the first frame)."""
+    if f is None or f.scene.distances or "modes_covered" not in f.metrics:
+        return ""
+    return f"<b>modes covered</b> {int(f.metrics['modes_covered'])} / {f.scene.n_modes}"
 
 
 def preset_picker(lab: Lab):
@@ -279,7 +289,8 @@ def _page(lab: Lab):
     toggles = pn.Row(pn.widgets.Checkbox.from_param(lab.param.teach, css_classes=["toggle-teach"]),
                      pn.widgets.Checkbox.from_param(lab.param.arrows, css_classes=["toggle-arrows"]),
                      sizing_mode="stretch_width")
-    controls, counter = transport(lab)
+    controls, counter, covered = transport(lab)
+    newest = [None]                         # the last frame shown: the coverage readout reads it
     loading = loading_note()
     sidebar = [preset_picker(lab), lessonui.picker(lab), toggles, *cards, custom_target(lab), share_card,
                pn.pane.Bokeh(address, margin=0)]
@@ -326,6 +337,7 @@ def _page(lab: Lab):
         with pn.io.hold():
             f = lab.take_frame()
             if f is not None:
+                newest[0] = f
                 if loading.visible:                 # the first frame: the particles are there
                     loading.visible = False
                 if f.scene.build != views.scene_build:
@@ -340,6 +352,9 @@ def _page(lab: Lab):
                 shown = step_text(lab.t)
                 if counter.text != shown:
                     counter.text = shown
+                cover = "" if lab.compare else coverage_text(newest[0])   # compare: each panel says its own
+                if covered.text != cover:             # it changes rarely: no layout most refreshes
+                    covered.text = cover
 
     pn.state.onload(lab.start)              # no simulation before a browser is there to watch it
     # unlogged: Panel keeps every "Session ... periodic callback" record of its log in memory

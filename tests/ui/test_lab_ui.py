@@ -71,6 +71,9 @@ def test_page_loads_without_console_errors_and_particles_move(page, lab_url):
     wait_until(lambda: page.evaluate(N_PARTICLES) != first, 10, 0.1, "particles moving")
     assert len(first) == worker.cfg["particles"]
     assert page.locator(".knob-reg_strength").count() == 1
+    readout = "() => Bokeh.documents[0].get_model_by_name('coverage-readout').text"
+    wait_until(lambda: "modes covered</b>" in page.evaluate(readout) and page.evaluate(readout).endswith("/ 8"),
+               60, 0.1, "the modes-covered readout")
     page.wait_for_timeout(500)
     assert errors == []
 
