@@ -130,6 +130,13 @@ class HopCounter:
         # no boolean indexing: no host sync, and one graph under torch.compile
         self.seen |= near.unsqueeze(1) & (torch.arange(self.seen.shape[1], device=mode.device) == mode.unsqueeze(1))
 
+    @classmethod
+    def of(cls, radius: float, last: Tensor, hops: Tensor, seen: Tensor) -> "HopCounter":
+        """A counter holding the given state (copies of hops and seen), e.g. inside a pure function."""
+        c = cls.__new__(cls)
+        c.radius, c.last, c.hops, c.seen = radius, last, hops.clone(), seen.clone()
+        return c
+
     @property
     def visited(self) -> Tensor:
         return self.seen.sum(1)

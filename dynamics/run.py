@@ -144,8 +144,7 @@ def _measurer(sim: Simulation, hops: obs.HopCounter, x0: torch.Tensor, compiled)
 def _ahead_of_time(measure: Callable, sim: Simulation, hops: obs.HopCounter) -> Callable:
     """measure with the hop counter's state as inputs and outputs (a package holds no state)."""
     def pure(x, x_prev, has_prev, from_state, last, count, seen):
-        counter = obs.HopCounter.__new__(obs.HopCounter)
-        counter.radius, counter.last, counter.hops, counter.seen = hops.radius, last, count.clone(), seen.clone()
+        counter = obs.HopCounter.of(hops.radius, last, count, seen)
         return measure(x, x_prev, has_prev, from_state, counter), counter.last, counter.hops, counter.seen
     run = aot.aot_or_eager(pure, sim.cfg, (sim.target.centers,), lambda *a: a, "recording")
 

@@ -47,10 +47,7 @@ class Request:
         return KNOBS[self.key].role == "hyper"
 
 
-def fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return format(v, ".6g") if isinstance(v, float) else str(v)
+fmt = knobui.fmt               # a value as the URL carries it
 
 
 def text(req: Request) -> str:

@@ -49,6 +49,13 @@ SLIDER_SPAN = 20        # linear knobs with a narrower declared range get a slid
 LOG_DECADES = 2         # a log slider spans default·10^±2 (clipped to the bounds)
 
 
+def fmt(v: Any) -> str:
+    """A knob value as a link and a message write it: true/false, floats to 6 digits."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return format(v, ".6g") if isinstance(v, float) else str(v)
+
+
 def attr(name: str) -> str:
     """'kernel.ratio' -> 'kernel_ratio' (Param names must be identifiers)."""
     return name.replace(".", "_")

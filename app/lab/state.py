@@ -45,12 +45,6 @@ RESTARTS = {"particles": "particles changed", "target.dim": "the dimension chang
 Knobs = param.parameterized_class("Knobs", knobui.parameters())
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return format(v, ".6g") if isinstance(v, float) else str(v)
-
-
 class Lab(Knobs):
     preset = param.Selector(objects=presets.names(), default=presets.DEFAULT, doc="named starting point")
     running = param.Boolean(default=True, doc="play / pause")
@@ -189,7 +183,7 @@ class Lab(Knobs):
             self._say(f"{fixed} is being compared side by side; leave the compare to change it "
                       "(kept the running simulations)", "warning")
             return
-        said = ", ".join(f"{knobui.label(KNOBS[k])} = {_fmt(v)}" for k, v in changes.items())
+        said = ", ".join(f"{knobui.label(KNOBS[k])} = {knobui.fmt(v)}" for k, v in changes.items())
         if all(KNOBS[k].role == "hyper" for k in changes):
             self.worker.set_hyper(changes)
             self._say(f"applied live: {said}", "success")
@@ -433,9 +427,9 @@ class Lab(Knobs):
         for a, name in KEY.items():
             v = getattr(self, a)
             if name == "seed" or (v != base[a] and not (name == "target.kind" and v == "file")):
-                q[name] = _fmt(v)
+                q[name] = knobui.fmt(v)
         if self.teach != self.param.teach.default:
-            q["teach"] = _fmt(self.teach)
+            q["teach"] = knobui.fmt(self.teach)
         if self.speed != self.param.speed.default:
             q["speed"] = str(self.speed)
         if self.lesson:
